@@ -1,0 +1,188 @@
+"""One place for every path and every profile parameter.
+
+Paths are relative to the repository root (``T2P_ROOT`` overrides it, which the tests
+use to work in a temporary folder). Parameters live in ``params/<profile>.yaml``: one
+mapping per step, each read into that step's own dataclass by :func:`section`, which
+rejects unknown keys with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PROFILES: tuple[str, ...] = ("smoke", "cpu", "full")
+CAPTION_SOURCES: tuple[str, ...] = ("reference", "cnn_lstm", "clip", "palette")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A profile, a params file or a config key is wrong; the message says how to fix it."""
+
+
+def repo_root() -> Path:
+    """The repository root: ``$T2P_ROOT`` if set, else the folder above this package."""
+    env = os.environ.get("T2P_ROOT")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[1]
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ConfigError(
+            f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} "
+            f"(params files live in {repo_root() / 'params'})"
+        )
+    return profile
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file location of one profile (the data contracts of DESIGN.md section 4)."""
+
+    profile: str
+    root: Path
+
+    @classmethod
+    def for_profile(cls, profile: str, root: Path | None = None) -> Paths:
+        return cls(check_profile(profile), (root or repo_root()).resolve())
+
+    # inputs -----------------------------------------------------------------
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params" / f"{self.profile}.yaml"
+
+    @property
+    def raw(self) -> Path:
+        """Immutable downloads, shared by all profiles (tarballs, SVGs)."""
+        return self.root / "data" / "raw"
+
+    @property
+    def interim(self) -> Path:
+        return self.root / "data" / "interim" / self.profile
+
+    @property
+    def families_csv(self) -> Path:
+        return self.root / "data" / "families.csv"
+
+    # processed images ---------------------------------------------------------
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed" / self.profile
+
+    @property
+    def color_dir(self) -> Path:
+        return self.processed / "color"
+
+    @property
+    def lineart_dir(self) -> Path:
+        return self.processed / "lineart"
+
+    @property
+    def mask_dir(self) -> Path:
+        return self.processed / "mask"
+
+    @property
+    def manifest(self) -> Path:
+        return self.processed / "manifest.csv"
+
+    def image(self, kind: str, sprite_id: str) -> Path:
+        """``kind`` is one of color, lineart, mask."""
+        if kind not in ("color", "lineart", "mask"):
+            raise ValueError(f"image kind must be color, lineart or mask, not {kind!r}")
+        return self.processed / kind / f"{sprite_id}.png"
+
+    # captions -----------------------------------------------------------------
+    @property
+    def reference_captions(self) -> Path:
+        """Reference captions and test instructions.
+
+        Real sprites (``cpu``/``full``): the hand-written, committed ``data/captions/reference.csv``.
+        ``smoke``: generated beside the synthetic images from their known colours.
+        """
+        if self.profile == "smoke":
+            return self.captions_dir / "reference.csv"
+        return self.root / "data" / "captions" / "reference.csv"
+
+    @property
+    def captions_dir(self) -> Path:
+        return self.root / "data" / "captions" / self.profile
+
+    def captions(self, source: str) -> Path:
+        return self.captions_dir / f"{source}.csv"
+
+    def instructions(self, source: str) -> Path:
+        """A folder with images and ``metadata.jsonl`` (diffusers' instruct_pix2pix format)."""
+        return self.root / "data" / "instructions" / self.profile / source
+
+    # models and reports ---------------------------------------------------------
+    @property
+    def models(self) -> Path:
+        return self.root / "models" / self.profile
+
+    def model(self, name: str) -> Path:
+        """A diffusers pipeline folder (or another model's folder, e.g. ``cnn_lstm``)."""
+        return self.models / name
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports" / self.profile
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+
+def load_params(profile: str, root: Path | None = None) -> dict[str, Any]:
+    """Read ``params/<profile>.yaml`` into a dict of step sections."""
+    paths = Paths.for_profile(profile, root)
+    path = paths.params_file
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: every profile needs a params file ({', '.join(PROFILES)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the file and run again.") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of step sections (scrape:, captions:, ...), got {type(data).__name__}")
+    data.setdefault("profile", profile)
+    if data["profile"] != profile:
+        raise ConfigError(f"{path} says profile {data['profile']!r} but was loaded as {profile!r}")
+    data["_source"] = str(path)
+    return data
+
+
+def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config") -> T:
+    """Build dataclass ``cls`` from ``values``, rejecting unknown keys and wrong basic types."""
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys for {cls.__name__} are: "
+            f"{', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        expected = hints.get(name)
+        if expected in (int, float, str, bool) and value is not None:
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if expected is int and isinstance(value, bool):
+                ok = False
+            if not ok:
+                raise ConfigError(f"{where}: key {name!r} must be {expected.__name__}, got {value!r}")
+    return cls(**values)
+
+
+def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
+    """The dataclass for step ``name`` of loaded params (missing section -> defaults)."""
+    src = params.get("_source", "params")
+    return from_dict(cls, params.get(name), where=f"{src} [{name}]")
