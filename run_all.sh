@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run the whole study: notebooks 01..05 through papermill, then reports/<profile>/index.html.
+#
+#   ./run_all.sh            # full with CUDA, cpu otherwise
+#   ./run_all.sh smoke      # synthetic data, tiny models (~3 min on 2 CPU cores)
+#   ./run_all.sh cpu        # real sprites, small models from scratch (~20 min on 2 CPU cores)
+#   ./run_all.sh full       # GPU + Hugging Face hub: fine-tunes timbrooks/instruct-pix2pix
+#   ./run_all.sh cpu --force | --from 04_finetune
+#
+# A re-run resumes from the first unfinished step. Sets up ./.venv when no env is active.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/env.sh
+profile=""
+if [ $# -gt 0 ] && [[ "$1" != -* ]]; then profile="$1"; shift; fi
+if [ -z "$profile" ]; then
+  profile="$("$PY" -m t2p_utils.pipeline default-profile)"
+  echo "t2p: no profile given; picked '$profile' ($( [ "$profile" = full ] && echo 'CUDA is available' || echo 'no CUDA GPU found'))"
+else
+  echo "t2p: profile '$profile'"
+fi
+exec "$PY" -m t2p_utils.pipeline run "$profile" "$@"

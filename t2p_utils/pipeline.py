@@ -1,0 +1,223 @@
+"""The headless runner behind ``./run_all.sh``: notebooks 01..05 through papermill, then the report.
+
+    python -m t2p_utils.pipeline run smoke            # resumes from the first unfinished step
+    python -m t2p_utils.pipeline run cpu --force      # runs every step again
+    python -m t2p_utils.pipeline run cpu --from 04_finetune
+
+Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
+``reports/<profile>/steps.json`` records status and wall time per step. A step counts as
+done when it succeeded with the same notebook, params file and profile; a failed step
+stops the run with the notebook and cell named, and the next run starts there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import PROFILES, ConfigError, Paths, load_params
+from .io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+STEPS: tuple[str, ...] = (
+    "01_scrape",
+    "02_cnn_lstm_captioning",
+    "03_clip_captioning",
+    "04_finetune",
+    "05_compare",
+)
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # ok / failed / skipped
+    seconds: float
+    notebook: str  # executed .ipynb, relative to reports/<p>/
+    notebook_html: str
+    fingerprint: str
+    error: str = ""
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def default_profile() -> str:
+    """``full`` when CUDA is available, else ``cpu``."""
+    try:
+        import torch
+
+        return "full" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def _fingerprint(paths: Paths, step: str) -> str:
+    h = hashlib.sha256()
+    for p in (paths.notebooks / f"{step}.ipynb", paths.params_file):
+        h.update(p.read_bytes())
+    h.update(paths.profile.encode())
+    return h.hexdigest()[:16]
+
+
+def _state_path(paths: Paths) -> Path:
+    return paths.reports / "steps.json"
+
+
+def load_state(paths: Paths) -> dict[str, dict[str, Any]]:
+    p = _state_path(paths)
+    if not p.exists():
+        return {}
+    return {s["name"]: s for s in json.loads(p.read_text())["steps"]}
+
+
+def _save_state(paths: Paths, results: dict[str, dict[str, Any]]) -> None:
+    ordered = [results[s] for s in STEPS if s in results]
+    atomic_write_json({"profile": paths.profile, "steps": ordered}, _state_path(paths))
+
+
+def to_html(ipynb: Path, html: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
+    atomic_write_text(body, html)
+
+
+def _cell_of_error(ipynb: Path) -> str:
+    """Which cell failed, from papermill's executed notebook."""
+    try:
+        nb = json.loads(ipynb.read_text())
+    except (OSError, ValueError):
+        return "unknown cell"
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "error":
+                src = "".join(cell.get("source", "")).strip().splitlines()
+                first = src[0][:80] if src else ""
+                return f"cell {i} ({first!r}): {out.get('ename')}: {out.get('evalue')}"
+    return "unknown cell"
+
+
+def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None) -> StepResult:
+    import papermill as pm
+
+    src = paths.notebooks / f"{step}.ipynb"
+    if not src.exists():
+        raise StepFailed(f"{src} is missing: the study needs notebooks {', '.join(STEPS)}")
+    out_dir = paths.reports / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{step}.ipynb"
+    html = out_dir / f"{step}.html"
+    params = {"profile": paths.profile, **(extra_params or {})}
+    t0 = time.perf_counter()
+    log.info("running %s (profile %s)", step, paths.profile)
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters=params, cwd=str(paths.notebooks), kernel_name="python3",
+            progress_bar=False, log_output=False,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError; keep the executed copy
+        where = _cell_of_error(out) if out.exists() else str(exc)
+        if out.exists():
+            to_html(out, html)
+        raise StepFailed(
+            f"{step} failed at {where}\n  executed notebook: {out}\n  fix the cause and run again: finished steps are kept"
+        ) from exc
+    dt = time.perf_counter() - t0
+    to_html(out, html)
+    return StepResult(step, "ok", round(dt, 2), f"notebooks/{out.name}", f"notebooks/{html.name}", _fingerprint(paths, step))
+
+
+def git_commit(root: Path) -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(profile: str, *, force: bool = False, start: str | None = None, stop: str | None = None,
+        root: Path | None = None) -> list[dict[str, Any]]:
+    """Run the study for ``profile``; returns the step records written to ``steps.json``."""
+    paths = Paths.for_profile(profile, root)
+    load_params(profile, paths.root)  # fail early on a bad params file
+    os.environ.setdefault("T2P_ROOT", str(paths.root))  # the kernels resolve the same root
+    state = {} if force else load_state(paths)
+    if start is not None and start not in STEPS:
+        raise ConfigError(f"unknown step {start!r}: choose one of {', '.join(STEPS)}")
+    steps = list(STEPS)
+    if stop is not None:
+        steps = steps[: steps.index(stop) + 1]
+    rerun = False
+    for step in steps:
+        prev = state.get(step)
+        forced_here = start is not None and STEPS.index(step) >= STEPS.index(start)
+        done = prev and prev.get("status") == "ok" and prev.get("fingerprint") == _fingerprint(paths, step)
+        if done and not rerun and not forced_here:
+            log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
+            continue
+        rerun = True  # once a step runs, every later step runs too (its inputs changed)
+        try:
+            res = run_step(paths, step, {"force": bool(force or forced_here)})
+        except StepFailed as exc:
+            state[step] = asdict(StepResult(step, "failed", 0.0, f"notebooks/{step}.ipynb",
+                                            f"notebooks/{step}.html", "", str(exc).splitlines()[0]))
+            _save_state(paths, state)
+            raise
+        state[step] = asdict(res)
+        _save_state(paths, state)
+        log.info("%s: ok in %.1f s", step, res.seconds)
+    records = [state[s] for s in STEPS if s in state]
+    build_index(paths, records)
+    return records
+
+
+def build_index(paths: Paths, records: list[dict[str, Any]]) -> Path:
+    """The HTML report (``t2p_utils.report``) over the executed steps."""
+    from .report import build_report
+
+    index = build_report(paths, records)
+    log.info("report: %s", index)
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m t2p_utils.pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run notebooks 01..05 and write reports/<profile>/index.html")
+    r.add_argument("profile", nargs="?", choices=PROFILES, help="default: full with CUDA, else cpu")
+    r.add_argument("--force", action="store_true", help="run every step again, ignoring finished ones")
+    r.add_argument("--from", dest="start", choices=STEPS, help="run again from this step on")
+    r.add_argument("--to", dest="stop", choices=STEPS, help="stop after this step")
+    sub.add_parser("default-profile", help="print the profile run_all.sh picks on this machine")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.cmd == "default-profile":
+        print(default_profile())
+        return 0
+    profile = args.profile or default_profile()
+    try:
+        run(profile, force=args.force, start=args.start, stop=args.stop)
+    except (StepFailed, ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {Paths.for_profile(profile).reports / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

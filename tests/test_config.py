@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from t2p_utils.config import ConfigError, Paths, from_dict, load_params, section
+from t2p_utils.scrape import ScrapeConfig
+
+
+def test_paths_follow_the_data_contracts(tmp_root: Path) -> None:
+    p = Paths.for_profile("cpu")
+    assert p.root == tmp_root
+    assert p.image("lineart", "25") == tmp_root / "data/processed/cpu/lineart/25.png"
+    assert p.manifest == tmp_root / "data/processed/cpu/manifest.csv"
+    assert p.captions("clip") == tmp_root / "data/captions/cpu/clip.csv"
+    assert p.instructions("clip") == tmp_root / "data/instructions/cpu/clip"
+    assert p.model("ip2p_clip") == tmp_root / "models/cpu/ip2p_clip"
+    assert p.reports == tmp_root / "reports/cpu"
+    # real profiles share the committed reference captions; smoke generates its own
+    assert p.reference_captions == tmp_root / "data/captions/reference.csv"
+    assert Paths.for_profile("smoke").reference_captions == tmp_root / "data/captions/smoke/reference.csv"
+    with pytest.raises(ValueError, match="color, lineart or mask"):
+        p.image("sketch", "25")
+
+
+def test_unknown_profile_names_the_choices(tmp_root: Path) -> None:
+    with pytest.raises(ConfigError, match="smoke, cpu, full"):
+        Paths.for_profile("gpu")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_every_committed_params_file_builds_every_step_config(profile: str) -> None:
+    params = load_params(profile)
+    assert params["profile"] == profile
+    cfg = section(params, "scrape", ScrapeConfig)
+    assert cfg.source == ("synthetic" if profile == "smoke" else "npm")
+
+
+def test_malformed_yaml_names_the_file(tmp_root: Path) -> None:
+    (tmp_root / "params" / "cpu.yaml").write_text("scrape: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"cpu\.yaml is not valid YAML"):
+        load_params("cpu")
+
+
+def test_unknown_key_lists_the_valid_keys() -> None:
+    @dataclass
+    class Cfg:
+        steps: int = 3
+        lr: float = 1e-3
+
+    assert from_dict(Cfg, {"lr": 1}).lr == 1  # ints are fine where floats are expected
+    with pytest.raises(ConfigError, match="unknown key.*stepz.*valid keys for Cfg are: lr, steps"):
+        from_dict(Cfg, {"stepz": 4})
+    with pytest.raises(ConfigError, match="'steps' must be int"):
+        from_dict(Cfg, {"steps": "four"})
+
+
+def test_bad_scrape_source_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="npm, http, kaggle, synthetic"):
+        ScrapeConfig(source="ftp")
