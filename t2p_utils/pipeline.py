@@ -101,7 +101,9 @@ def _cell_of_error(ipynb: Path) -> str:
         nb = json.loads(ipynb.read_text())
     except (OSError, ValueError):
         return "unknown cell"
-    for i, cell in enumerate(nb.get("cells", [])):
+    papermills = {"injected-parameters", "papermill-error-cell-tag"}
+    cells = [c for c in nb.get("cells", []) if not papermills & set(c.get("metadata", {}).get("tags", []))]
+    for i, cell in enumerate(cells, start=1):  # numbered as in the source notebook, from 1
         for out in cell.get("outputs", []) or []:
             if out.get("output_type") == "error":
                 src = "".join(cell.get("source", "")).strip().splitlines()

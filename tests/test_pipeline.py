@@ -1,0 +1,81 @@
+"""The runner: resume from the first unfinished step, name the failing notebook and cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from t2p_utils import pipeline
+from t2p_utils.config import Paths
+
+
+def _notebook(path: Path, body: str) -> None:
+    nb = new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    params = new_code_cell('profile = "smoke"\nforce = False')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_study(tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    nbdir = tmp_root / "notebooks"
+    nbdir.mkdir()
+    for step in pipeline.STEPS:
+        # each step appends its name to a log, so the test sees which steps ran
+        _notebook(nbdir / f"{step}.ipynb", f"open({str(tmp_root / 'ran.log')!r}, 'a').write('{step} ' + profile + '\\n')")
+    monkeypatch.setattr(pipeline, "build_index", lambda paths, records: paths.reports / "index.html")
+    return tmp_root
+
+
+def _ran(root: Path) -> list[str]:
+    log = root / "ran.log"
+    return log.read_text().split("\n")[:-1] if log.exists() else []
+
+
+def test_runs_every_step_then_resumes_and_reruns_from_a_changed_step(fake_study: Path) -> None:
+    pipeline.run("smoke", root=fake_study, stop="03_clip_captioning")
+    assert _ran(fake_study) == [f"{s} smoke" for s in pipeline.STEPS[:3]]
+    state = json.loads((fake_study / "reports/smoke/steps.json").read_text())
+    assert [s["status"] for s in state["steps"]] == ["ok"] * 3
+    assert (fake_study / "reports/smoke/notebooks/02_cnn_lstm_captioning.html").stat().st_size > 1000
+
+    (fake_study / "ran.log").unlink()
+    pipeline.run("smoke", root=fake_study)  # 01..03 are done: only 04 and 05 run
+    assert _ran(fake_study) == ["04_finetune smoke", "05_compare smoke"]
+
+    (fake_study / "ran.log").unlink()
+    nb = fake_study / "notebooks/04_finetune.ipynb"
+    nb.write_text(nb.read_text().replace("smoke", "smoke "))  # an edited notebook is not "done"
+    pipeline.run("smoke", root=fake_study)
+    assert _ran(fake_study) == ["04_finetune smoke", "05_compare smoke"]
+
+
+def test_a_failing_cell_is_named_and_the_next_run_starts_there(fake_study: Path) -> None:
+    _notebook(fake_study / "notebooks/02_cnn_lstm_captioning.ipynb", "raise ValueError('captions.csv lacks ids 7, 9')")
+    with pytest.raises(pipeline.StepFailed, match=r"02_cnn_lstm_captioning failed at cell 2 .*ValueError: captions.csv lacks ids 7, 9"):
+        pipeline.run("smoke", root=fake_study)
+    assert _ran(fake_study) == ["01_scrape smoke"]
+    state = {s["name"]: s for s in json.loads((fake_study / "reports/smoke/steps.json").read_text())["steps"]}
+    assert state["02_cnn_lstm_captioning"]["status"] == "failed"
+    _notebook(fake_study / "notebooks/02_cnn_lstm_captioning.ipynb", "pass")
+    (fake_study / "ran.log").unlink()
+    pipeline.run("smoke", root=fake_study)
+    assert _ran(fake_study) == [f"{s} smoke" for s in pipeline.STEPS[2:]]
+
+
+def test_default_profile_is_cpu_without_cuda() -> None:
+    import torch
+
+    assert pipeline.default_profile() == ("full" if torch.cuda.is_available() else "cpu")
+
+
+def test_missing_notebook_is_reported(tmp_root: Path) -> None:
+    with pytest.raises(pipeline.StepFailed, match="01_scrape.ipynb is missing"):
+        pipeline.run_step(Paths.for_profile("smoke"), "01_scrape")
