@@ -109,7 +109,7 @@ class Paths:
         ``smoke``: generated beside the synthetic images from their known colours.
         """
         if self.profile == "smoke":
-            return self.captions_dir / "reference.csv"
+            return self.processed / "reference_captions.csv"
         return self.root / "data" / "captions" / "reference.csv"
 
     @property

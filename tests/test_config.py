@@ -20,7 +20,7 @@ def test_paths_follow_the_data_contracts(tmp_root: Path) -> None:
     assert p.reports == tmp_root / "reports/cpu"
     # real profiles share the committed reference captions; smoke generates its own
     assert p.reference_captions == tmp_root / "data/captions/reference.csv"
-    assert Paths.for_profile("smoke").reference_captions == tmp_root / "data/captions/smoke/reference.csv"
+    assert Paths.for_profile("smoke").reference_captions == tmp_root / "data/processed/smoke/reference_captions.csv"
     with pytest.raises(ValueError, match="color, lineart or mask"):
         p.image("sketch", "25")
 

@@ -1,0 +1,493 @@
+"""Caption every sprite with one captioner and build the IP2P instruction datasets (steps 02 and 03).
+
+The seed's recipe: training ids that have a reference caption keep it; every other id gets the
+captioner's caption; every caption becomes ``"Turn it into " + caption``.
+
+Outputs per profile ``<p>`` and source (``reference``, ``cnn_lstm``, ``clip``, ``palette``):
+
+* ``data/captions/<p>/<source>.csv``: ``id, split, caption, instruction, caption_source,
+  generated, stand_in`` for every manifest id (``reference``: the ids with reference captions).
+  ``caption_source`` says where the final caption came from (``reference`` or the captioner,
+  e.g. ``palette (stand-in for clip)``); ``generated`` is the captioner's own caption for every id,
+  which :mod:`t2p_utils.caption_metrics` scores.
+* ``data/captions/<p>/<source>.json``: provenance (captioner, stand-in, settings, skipped ids).
+* ``data/instructions/<p>/<source>/``: ``metadata.jsonl`` plus image copies ``input/<id>.png``
+  (line art) and ``edited/<id>.png`` (colour), **train split only** (test stays held out).
+  Each line has ``input_image``, ``edit_prompt``, ``edited_image`` (paths relative to the folder,
+  the column names diffusers' ``examples/instruct_pix2pix`` uses by default) and ``file_name``
+  (= ``input_image``), the column ``datasets``' ``imagefolder`` needs to accept the folder.
+  Relative paths are resolved against the folder by our trainer; ``datasets`` itself only turns
+  ``file_name`` into an image, so ``edited_image`` reaches it as a path string.
+
+Bad input fails loudly: a missing manifest image or a reference id that is not in the manifest
+raises with the file and the ids; an empty caption is a recorded skip (in the JSON, not in
+the instructions); non-ASCII captions are transliterated to ASCII (recorded) because the
+tokenizers downstream are ASCII-lower-case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .captions_io import read_reference_csv, to_instruction
+from .config import CAPTION_SOURCES, Paths, load_params, section
+from .io import atomic_open, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("id", "split", "caption", "instruction", "caption_source", "generated", "stand_in")
+CLIP_BACKENDS = ("palette", "interrogator", "tiny")
+
+
+@dataclass
+class CaptionConfig:
+    """The ``captions:`` section of ``params/<profile>.yaml``."""
+
+    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "palette"])
+    seed: int = 42
+    reference_share: float = 1.0  # share of train ids whose reference captions are used (seeded subset)
+    # CNN-LSTM
+    image_size: int = 64
+    min_count: int = 3
+    emb_dim: int = 64
+    hidden_dim: int = 128
+    cnn_channels: int = 32
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    patience: int = 6
+    val_fraction: float = 0.15  # used only when no val ids have reference captions
+    beam_size: int = 3
+    max_len: int = 24
+    torch_threads: int = 1
+    # CLIP interrogation ("palette" = offline stand-in; "tiny" = real package code with tiny random models)
+    clip_backend: str = "palette"
+    clip_model_name: str = "ViT-L-14/openai"
+    caption_model_name: str = "blip-large"
+    clip_mode: str = "fast"
+    clip_batch_size: int = 8
+    clip_max_flavors: int = 32
+    clip_download_cache: bool = True
+    # palette captioner
+    palette_k: int = 6
+    palette_min_share: float = 0.05
+    palette_max_colors: int = 4
+    palette_max_pixels: int = 4096
+    palette_workers: int = 1
+    # caption metrics: ground-truth colours of real sprites cover at least this share of the character
+    gt_min_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sources if s not in CAPTION_SOURCES]
+        if bad:
+            raise ValueError(f"captions.sources has unknown source(s) {bad}; choose from {CAPTION_SOURCES}")
+        if self.clip_backend not in CLIP_BACKENDS:
+            raise ValueError(f"captions.clip_backend must be one of {CLIP_BACKENDS}, not {self.clip_backend!r}")
+        if not 0 < self.reference_share <= 1:
+            raise ValueError("captions.reference_share must be in (0, 1]")
+
+
+def load_caption_config(profile: str, root: Path | None = None) -> CaptionConfig:
+    return section(load_params(profile, root), "captions", CaptionConfig)
+
+
+def cnn_config(cfg: CaptionConfig) -> Any:
+    from .cnn_lstm import CnnLstmConfig
+
+    return CnnLstmConfig(image_size=cfg.image_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.hidden_dim,
+                         cnn_channels=cfg.cnn_channels, min_count=cfg.min_count, max_len=cfg.max_len,
+                         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience,
+                         val_fraction=cfg.val_fraction, beam_size=cfg.beam_size, seed=cfg.seed,
+                         torch_threads=cfg.torch_threads)
+
+
+def palette_settings(cfg: CaptionConfig) -> Any:
+    from .palette import PaletteSettings
+
+    return PaletteSettings(k=cfg.palette_k, min_share=cfg.palette_min_share, max_pixels=cfg.palette_max_pixels,
+                           max_colors=cfg.palette_max_colors, seed=cfg.seed)
+
+
+def clip_settings(cfg: CaptionConfig) -> Any:
+    from .clip_caption import ClipSettings
+
+    return ClipSettings(clip_model_name=cfg.clip_model_name, caption_model_name=cfg.caption_model_name,
+                        mode=cfg.clip_mode, batch_size=cfg.clip_batch_size, max_flavors=cfg.clip_max_flavors,
+                        download_cache=cfg.clip_download_cache)
+
+
+def captioner_name(source: str, cfg: CaptionConfig) -> tuple[str, bool]:
+    """(what produced the ``generated`` captions of ``source``, whether it is an offline stand-in)."""
+    if source == "clip":
+        if cfg.clip_backend == "palette":
+            return "palette (stand-in for clip-interrogator)", True
+        if cfg.clip_backend == "tiny":
+            return "clip-interrogator with tiny random models (code-path stand-in)", True
+        return f"clip-interrogator {cfg.clip_model_name} + {cfg.caption_model_name} ({cfg.clip_mode})", False
+    return source, False
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs
+# ----------------------------------------------------------------------------------------------
+
+def load_manifest(paths: Paths) -> pd.DataFrame:
+    from .manifest import read_manifest
+
+    df = read_manifest(paths.manifest)
+    missing = [sid for sid, rel in zip(df["id"], df["color"], strict=True) if not (paths.root / rel).exists()]
+    missing += [sid for sid, rel in zip(df["id"], df["lineart"], strict=True) if not (paths.root / rel).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{paths.manifest} lists {len(set(missing))} id(s) whose images are missing, e.g. {sorted(set(missing))[:5]}: "
+            "re-run notebooks/01_scrape.ipynb with force=True"
+        )
+    return df
+
+
+def load_references(paths: Paths, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Reference captions (id, split, caption) of manifest ids; unknown ids are an error naming the file."""
+    ref = read_reference_csv(paths.reference_captions)
+    unknown = sorted(set(ref["id"]) - set(manifest["id"]))
+    if unknown:
+        raise ValueError(
+            f"{paths.reference_captions} has {len(unknown)} id(s) not in {paths.manifest}, e.g. {unknown[:5]}: "
+            "fix the reference file or re-run 01_scrape"
+        )
+    ref = ref[["id", "caption"]].merge(manifest[["id", "split"]], on="id", how="left")
+    ref["caption"] = ref["caption"].map(lambda c: str(c).strip())
+    return ref[ref["caption"] != ""].reset_index(drop=True)
+
+
+def training_references(refs: pd.DataFrame, cfg: CaptionConfig) -> pd.DataFrame:
+    """Reference captions that the recipe keeps: train ids, a seeded ``reference_share`` of them."""
+    tr = refs[refs["split"] == "train"].reset_index(drop=True)
+    if cfg.reference_share < 1:
+        n = round(cfg.reference_share * len(tr))
+        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(tr))[:n])
+        tr = tr.iloc[keep].reset_index(drop=True)
+    return tr
+
+
+def clean_caption(caption: str) -> tuple[str, str]:
+    """(ASCII caption on one line, note) — note is "" or says what was changed / why it is empty."""
+    text = " ".join(str(caption).split())
+    note = ""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        text = " ".join(text.split())
+        note = "non-ascii transliterated"
+    if not text:
+        note = "empty caption"
+    return text, note
+
+
+# ----------------------------------------------------------------------------------------------
+# captioners
+# ----------------------------------------------------------------------------------------------
+
+def inputs_fingerprint(paths: Paths) -> dict[str, str]:
+    """sha256 of the files every caption set depends on (manifest, reference captions)."""
+    from .io import sha256_file
+
+    return {"manifest": sha256_file(paths.manifest) if paths.manifest.exists() else "",
+            "reference": sha256_file(paths.reference_captions) if paths.reference_captions.exists() else ""}
+
+
+def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False, progress: bool = True) -> Any:
+    """Train the CNN-LSTM on the kept reference captions of train ids (early stopping on val ids' references)."""
+    from .cnn_lstm import load_captioner, load_images, save_captioner, train_captioner
+
+    folder = paths.model("cnn_lstm")
+    if not force and (folder / "model.safetensors").exists():
+        loaded = load_captioner(folder)
+        data_json = folder / "data.json"
+        same_inputs = data_json.exists() and json.loads(data_json.read_text()).get("inputs") == inputs_fingerprint(paths)
+        if asdict(loaded.config) == asdict(cnn_config(cfg)) and same_inputs:
+            log.info("CNN-LSTM captioner found in %s (force=True retrains)", folder)
+            return loaded
+        log.info("CNN-LSTM captioner in %s was trained with other settings or inputs: retraining", folder)
+    manifest = load_manifest(paths)
+    refs = load_references(paths, manifest)
+    train = training_references(refs, cfg)
+    val = refs[refs["split"] == "val"]
+    color = dict(zip(manifest["id"], manifest["color"], strict=True))
+    images = load_images([paths.root / color[i] for i in train["id"]], cfg.image_size)
+    kwargs: dict[str, Any] = {}
+    if len(val):
+        kwargs = {"val_images": load_images([paths.root / color[i] for i in val["id"]], cfg.image_size),
+                  "val_captions": val["caption"].tolist()}
+    trained = train_captioner(images, train["caption"].tolist(), cnn_config(cfg), progress=progress, **kwargs)
+    save_captioner(trained, folder)
+    atomic_write_json({"train_ids": train["id"].tolist(), "val_ids": val["id"].tolist(),
+                       "inputs": inputs_fingerprint(paths)}, folder / "data.json")
+    log.info("CNN-LSTM: %d train captions, vocab %d, best epoch %d -> %s", len(train), len(trained.vocab),
+             trained.best_epoch, folder)
+    return trained
+
+
+def generate(paths: Paths, source: str, cfg: CaptionConfig, manifest: pd.DataFrame, progress: bool = True) -> list[str]:
+    """The captioner's own caption for every manifest id (in manifest order).
+
+    Nothing here is forced: the CNN-LSTM is reused when its settings and inputs match, and the
+    clip-interrogator cache is keyed by image content and settings.
+    """
+    color = [paths.root / c for c in manifest["color"]]
+    if source == "palette" or (source == "clip" and cfg.clip_backend == "palette"):
+        from .palette import caption_files
+
+        mask = [paths.root / m for m in manifest["mask"]]
+        line = [paths.root / m for m in manifest["lineart"]]
+        res = caption_files(list(zip(color, mask, line, strict=True)), palette_settings(cfg),
+                            workers=cfg.palette_workers, progress=progress)
+        return [r.caption for r in res]
+    if source == "cnn_lstm":
+        from .cnn_lstm import caption_images, load_images
+
+        # the saved model is reused when its settings match (training is seeded: retraining gives the same
+        # model on CPU); call train_or_load_cnn_lstm(force=True) to retrain anyway
+        trained = train_or_load_cnn_lstm(paths, cfg, force=False, progress=progress)
+        return caption_images(trained, load_images(color, cfg.image_size), cfg.beam_size, progress=progress)
+    if source == "clip":
+        from . import clip_caption as cc
+
+        settings = clip_settings(cfg)
+        models: dict[str, Any] = {}
+        if cfg.clip_backend == "tiny":
+            models = cc.tiny_models(paths.interim / "tiny_clip", seed=cfg.seed)
+            labels = cc.write_label_lists(paths.interim / "tiny_clip" / "labels")
+            settings = cc.ClipSettings(**{**asdict(settings), "clip_model_name": f"{cc.TINY_CLIP_NAME}/none",
+                                          "download_cache": False, "data_path": str(labels)})
+        ci = cc.make_interrogator(settings, paths.interim / "clip_label_cache", **models)
+        cache = paths.interim / f"clip_captions_{cfg.clip_backend}.jsonl"
+        recs = cc.interrogate_files(ci, color, settings, cache, progress=progress)
+        return [r["caption"] for r in recs]
+    raise ValueError(f"source {source!r} has no captioner; choose from {CAPTION_SOURCES}")
+
+
+def build_table(source: str, manifest: pd.DataFrame, kept_refs: pd.DataFrame, generated: list[str] | None,
+                captioner: str, stand_in: bool) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Final caption per id (reference where kept, else generated) and the recorded skips/changes."""
+    ref = dict(zip(kept_refs["id"], kept_refs["caption"], strict=True))
+    rows, notes = [], []
+    ids = manifest["id"].tolist() if source != "reference" else [i for i in manifest["id"] if i in ref]
+    split = dict(zip(manifest["id"], manifest["split"], strict=True))
+    gen = dict(zip(manifest["id"], generated, strict=True)) if generated is not None else {}
+    for sid in ids:
+        g, gnote = clean_caption(gen.get(sid, ref.get(sid, "")))
+        if sid in ref:
+            cap, note = clean_caption(ref[sid])
+            origin = "reference"
+        else:
+            cap, note = g, gnote
+            origin = captioner
+        if note:
+            notes.append({"id": sid, "what": f"{origin} caption: {note}" + (" (skipped)" if not cap else "")})
+        rows.append({"id": sid, "split": split[sid], "caption": cap, "instruction": to_instruction(cap) if cap else "",
+                     "caption_source": origin, "generated": g, "stand_in": bool(stand_in and origin != "reference")})
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)), notes
+
+
+def write_caption_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+
+
+def read_caption_csv(path: Path, expected_ids: list[str] | None = None) -> pd.DataFrame:
+    """Read ``data/captions/<p>/<source>.csv``; with ``expected_ids``, missing ids are an error naming them."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebooks/02_cnn_lstm_captioning.ipynb / 03_clip_captioning.ipynb")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing_cols = [c for c in ("id", "caption", "instruction") if c not in df.columns]
+    if missing_cols:
+        raise ValueError(f"{path} lacks column(s) {missing_cols}: rebuild it with force=True")
+    if expected_ids is not None:
+        missing = sorted(set(expected_ids) - set(df["id"]))
+        if missing:
+            raise ValueError(f"{path} has no caption for {len(missing)} id(s), e.g. {missing[:5]}: rebuild it with force=True")
+    return df
+
+
+def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest: pd.DataFrame,
+                       splits: tuple[str, ...] = ("train",)) -> Path:
+    """The instruction dataset folder: image copies plus ``metadata.jsonl`` (rows with a caption only)."""
+    folder = paths.instructions(source)
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "input").mkdir(parents=True)
+    (folder / "edited").mkdir()
+    rel = manifest.set_index("id")
+    use = table[table["split"].isin(splits) & (table["instruction"] != "")]
+    with atomic_open(folder / "metadata.jsonl", "w", encoding="utf-8") as fh:
+        for r in use.itertuples(index=False):
+            inp, out = f"input/{r.id}.png", f"edited/{r.id}.png"
+            shutil.copyfile(paths.root / rel.at[r.id, "lineart"], folder / inp)
+            shutil.copyfile(paths.root / rel.at[r.id, "color"], folder / out)
+            fh.write(json.dumps({"file_name": inp, "input_image": inp, "edit_prompt": r.instruction, "edited_image": out,
+                                 "id": r.id, "caption_source": r.caption_source}) + "\n")
+    return folder
+
+
+@dataclass
+class CaptionRun:
+    source: str
+    csv: Path
+    instructions: Path
+    captioner: str
+    stand_in: bool
+    n_ids: int
+    n_reference: int
+    n_generated: int
+    skipped: list[dict[str, str]]
+    cached: bool = False
+
+
+def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = False, progress: bool = True) -> CaptionRun:
+    """Caption all ids for ``source`` and write its CSV, provenance JSON and instruction folder (idempotent)."""
+    if source not in CAPTION_SOURCES:
+        raise ValueError(f"unknown caption source {source!r}; choose from {CAPTION_SOURCES}")
+    csv = paths.captions(source)
+    meta = csv.with_suffix(".json")
+    folder = paths.instructions(source)
+    fingerprint = json.dumps(asdict(cfg), sort_keys=True)
+    inputs = inputs_fingerprint(paths)
+    if not force and csv.exists() and meta.exists() and (folder / "metadata.jsonl").exists():
+        info = json.loads(meta.read_text())
+        if info.get("config") == json.loads(fingerprint) and info.get("inputs") == inputs:
+            log.info("%s captions up to date in %s (force=True rebuilds)", source, csv)
+            return CaptionRun(source, csv, folder, info["captioner"], info["stand_in"], info["n_ids"],
+                              info["n_reference"], info["n_generated"], info["skipped"], cached=True)
+    manifest = load_manifest(paths)
+    refs = load_references(paths, manifest)
+    kept = training_references(refs, cfg)
+    captioner, stand_in = captioner_name(source, cfg)
+    generated = None if source == "reference" else generate(paths, source, cfg, manifest, progress)
+    table, notes = build_table(source, manifest, kept, generated, captioner, stand_in)
+    write_caption_csv(table, csv)
+    write_instructions(paths, source, table, manifest)
+    n_ref = int((table["caption_source"] == "reference").sum())
+    run = CaptionRun(source, csv, folder, captioner, stand_in, len(table), n_ref, len(table) - n_ref, notes)
+    atomic_write_json({"source": source, "captioner": captioner, "stand_in": stand_in, "n_ids": run.n_ids,
+                       "n_reference": n_ref, "n_generated": run.n_generated, "skipped": notes,
+                       "instructions_splits": ["train"], "config": json.loads(fingerprint), "inputs": inputs}, meta)
+    log.info("%s: %d ids (%d reference, %d from %s) -> %s", source, run.n_ids, n_ref, run.n_generated, captioner, csv)
+    return run
+
+
+def run_captions(profile: str, sources: list[str] | None = None, force: bool = False, progress: bool = True
+                 ) -> pd.DataFrame:
+    """Run ``sources`` (default: ``reference`` plus the profile's ``captions.sources``); a summary table."""
+    paths = Paths.for_profile(profile)
+    cfg = load_caption_config(profile)
+    todo = sources if sources is not None else ["reference"] + [s for s in cfg.sources if s != "reference"]
+    runs = [run_source(paths, s, cfg, force=force, progress=progress) for s in todo]
+    return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "skipped"} | {"n_skipped": len(r.skipped)}
+                         for r in runs])
+
+
+def sample_captions(profile: str, source: str, n: int = 8, seed: int = 0, only_generated: bool = True) -> pd.DataFrame:
+    """A few rows of a caption CSV (by default ids whose caption came from the captioner)."""
+    paths = Paths.for_profile(profile)
+    df = read_caption_csv(paths.captions(source))
+    if only_generated and source != "reference":
+        df = df[df["caption_source"] != "reference"]
+    return df.sample(min(n, len(df)), random_state=seed)[["id", "split", "caption_source", "caption"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# notebook helpers: tables and figures (figures are saved under reports/<p>/figures/ and returned)
+# ----------------------------------------------------------------------------------------------
+
+def sources_table(profile: str, sources: list[str] | None = None) -> pd.DataFrame:
+    """Which captioner produced each caption CSV, whether it is a stand-in, and the counts."""
+    paths = Paths.for_profile(profile)
+    cfg = load_caption_config(profile)
+    rows = []
+    for s in sources or ["reference"] + [x for x in cfg.sources if x != "reference"]:
+        meta = paths.captions(s).with_suffix(".json")
+        if not meta.exists():
+            raise FileNotFoundError(f"{meta} is missing: run the captioning step for source {s!r} first")
+        info = json.loads(meta.read_text())
+        rows.append({"source": s, "csv": str(paths.captions(s).relative_to(paths.root)),
+                     "captioner": info["captioner"], "stand_in": info["stand_in"], "ids": info["n_ids"],
+                     "reference_captions": info["n_reference"], "captioner_captions": info["n_generated"],
+                     "skipped": len(info["skipped"])})
+    return pd.DataFrame(rows)
+
+
+def vocab_table(trained: Any) -> pd.DataFrame:
+    """The CNN-LSTM vocabulary story: size, words that became <unk>, and which colour words survived."""
+    from .colors import SYNONYMS
+
+    v = trained.vocab
+    colour_kept = sorted(w for w in v.itos if w in SYNONYMS)
+    colour_unk = sorted(w for w in v.unk_words if w in SYNONYMS)
+    return pd.DataFrame([
+        {"what": "training words (types)", "value": len(v.counts)},
+        {"what": f"vocabulary (count >= {v.min_count}, with specials)", "value": len(v)},
+        {"what": "word types that became <unk>", "value": len(v.unk_words)},
+        {"what": "colour words kept", "value": ", ".join(colour_kept) or "-"},
+        {"what": "colour words that became <unk>", "value": ", ".join(colour_unk) or "-"},
+        {"what": "best epoch (early stopping)", "value": trained.best_epoch},
+    ])
+
+
+def _figure_path(paths: Paths, name: str) -> Path:
+    out = paths.reports / "figures" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def plot_loss_curve(profile: str, trained: Any) -> Any:
+    """Train/validation loss per epoch of the CNN-LSTM, best epoch marked; saved as cnn_lstm_loss.png."""
+    import matplotlib.pyplot as plt
+
+    paths = Paths.for_profile(profile)
+    h = pd.DataFrame(trained.history)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(h["epoch"], h["train_loss"], label="train (teacher forcing)")
+    ax.plot(h["epoch"], h["val_loss"], label="validation")
+    ax.axvline(trained.best_epoch, color="gray", ls="--", lw=1, label=f"best epoch {trained.best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy per token")
+    ax.set_title(f"CNN-LSTM captioner ({profile})")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(_figure_path(paths, "cnn_lstm_loss.png"), dpi=120)
+    return fig
+
+
+def plot_caption_samples(profile: str, sources: list[str], n: int = 6, seed: int = 0, name: str = "caption_samples.png"
+                         ) -> Any:
+    """Colour images of ``n`` ids that got captioner captions, with each source's generated caption."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    paths = Paths.for_profile(profile)
+    tables = {s: read_caption_csv(paths.captions(s)).set_index("id") for s in sources}
+    first = tables[sources[0]]
+    pool = first[first["caption_source"] != "reference"].index.tolist() or first.index.tolist()
+    ids = sorted(np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False).tolist())
+    manifest = load_manifest(paths).set_index("id")
+    fig, axes = plt.subplots(1, len(ids), figsize=(2.4 * len(ids), 2.3 + 0.7 * len(sources)), squeeze=False)
+    for ax, sid in zip(axes[0], ids, strict=True):
+        ax.imshow(Image.open(paths.root / manifest.at[sid, "color"]).convert("RGB"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        lines = [f"{sid}"] + ["\n".join(textwrap.wrap(f"{s}: {tables[s].at[sid, 'generated']}", 34)) for s in sources]
+        ax.set_xlabel("\n".join(lines), fontsize=7, loc="left")
+    fig.tight_layout()
+    fig.savefig(_figure_path(paths, name), dpi=120, bbox_inches="tight")
+    return fig
