@@ -481,12 +481,14 @@ def plot_caption_samples(profile: str, sources: list[str], n: int = 6, seed: int
     pool = first[first["caption_source"] != "reference"].index.tolist() or first.index.tolist()
     ids = sorted(np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False).tolist())
     manifest = load_manifest(paths).set_index("id")
+    # a stand-in is named as such in the figure too ("clip (palette stand-in)")
+    labels = {s: f"{s} (palette stand-in)" if tables[s]["stand_in"].astype(str).eq("True").any() else s for s in sources}
     fig, axes = plt.subplots(1, len(ids), figsize=(2.4 * len(ids), 2.3 + 0.7 * len(sources)), squeeze=False)
     for ax, sid in zip(axes[0], ids, strict=True):
         ax.imshow(Image.open(paths.root / manifest.at[sid, "color"]).convert("RGB"))
         ax.set_xticks([])
         ax.set_yticks([])
-        lines = [f"{sid}"] + ["\n".join(textwrap.wrap(f"{s}: {tables[s].at[sid, 'generated']}", 34)) for s in sources]
+        lines = [f"{sid}"] + ["\n".join(textwrap.wrap(f"{labels[s]}: {tables[s].at[sid, 'generated']}", 34)) for s in sources]
         ax.set_xlabel("\n".join(lines), fontsize=7, loc="left")
     fig.tight_layout()
     fig.savefig(_figure_path(paths, name), dpi=120, bbox_inches="tight")

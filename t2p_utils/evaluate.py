@@ -1,0 +1,672 @@
+"""05_compare: run every model on every test character and score it (DESIGN.md section 7).
+
+For each test id (``split == "test"`` in the manifest) and each model, two instructions from
+the reference captions CSV (``paths.reference_captions``):
+
+* ``faithful`` -- describes the character's real colours; scored against the ground truth
+  (PSNR, SSIM, ΔE2000 in the mask, background leakage, line preservation, colour adherence);
+* ``counterfactual`` -- asks for colours the character does not have; no ground truth exists,
+  so it is scored on its text (colour adherence) and on the line art (leakage, lines).
+
+Each output is scored twice: ``raw`` (what the pipeline produced) and ``protected`` (outline
+and background copied back from the line art after generation, :func:`t2p_utils.metrics.protect`),
+a variant beyond the seed that removes failure mode 1 by construction and shows what is left.
+
+Models (``compare.models`` in params/<profile>.yaml): ``base`` (zero-shot
+``timbrooks/instruct-pix2pix``, ``full`` only), ``ip2p_cnn_lstm`` and ``ip2p_clip`` (required,
+made by notebooks/04_finetune.ipynb), and optional variants such as ``ip2p_reference``
+(evaluated when their folder exists).
+
+Outputs under ``paths.reports``: ``samples/<model>/<prompt>/<id>_seed<k>.png`` (raw images),
+``compare_samples.csv`` (one row per id x model x variant x prompt x seed),
+``metrics.csv`` / ``metrics.json`` (mean, bootstrap 95 % CI, n per model x variant x prompt x metric),
+``paired.csv`` (paired differences between models over the same ids), ``sweep.csv`` and
+``compare_summary.json`` (config, models, stand-ins, timings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .captions_io import read_reference_csv
+from .config import Paths, load_params, section
+from .io import atomic_open, atomic_write_image, atomic_write_json
+from .manifest import read_manifest
+
+log = logging.getLogger(__name__)
+
+PROMPTS: tuple[str, ...] = ("faithful", "counterfactual")
+VARIANTS: tuple[str, ...] = ("raw", "protected")
+REQUIRED_MODELS: tuple[str, ...] = ("ip2p_cnn_lstm", "ip2p_clip")
+BASE_MODEL = "base"
+
+#: Human-readable names of the models (stand-ins are appended by :func:`resolve_models`).
+MODEL_LABELS: dict[str, str] = {
+    "base": "zero-shot IP2P",
+    "ip2p_cnn_lstm": "CNN-LSTM captions",
+    "ip2p_clip": "CLIP captions",
+    "ip2p_reference": "reference captions",
+    "ip2p_palette": "palette captions",
+}
+
+#: How the offline profiles' models differ from the real ones (also stated by the report).
+SCRATCH_STAND_IN = "SD-architecture model trained from scratch instead of fine-tuned timbrooks/instruct-pix2pix"
+PALETTE_STAND_IN = "palette captioner instead of CLIP interrogation (no hub weights offline)"
+
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "id", "model", "variant", "prompt", "seed", "instruction", "image",
+    "psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "clip_direction",
+)
+
+
+class CompareError(RuntimeError):
+    """An input of 05_compare is missing or inconsistent; the message names the step that makes it."""
+
+
+@dataclass
+class CompareConfig:
+    """The ``compare:`` section of params/<profile>.yaml."""
+
+    models: list[str] = field(default_factory=lambda: ["base", "ip2p_cnn_lstm", "ip2p_clip", "ip2p_reference"])
+    base_model: str = "timbrooks/instruct-pix2pix"  # hub id of the zero-shot model (full only)
+    steps: int = 20  # inference steps
+    text_guidance: float = 7.5  # IP2P's s_T
+    image_guidance: float = 1.5  # IP2P's s_I
+    seeds: list[int] = field(default_factory=lambda: [0])
+    batch_size: int = 8
+    max_test: int = 0  # 0 = every test id; otherwise the first N by sorted id
+    showcase: int = 5  # characters in the seed-style grids
+    sweep_model: str = "ip2p_clip"
+    sweep_image_guidance: list[float] = field(default_factory=lambda: [1.0, 1.4, 1.8, 2.2])
+    sweep_text_guidance: list[float] = field(default_factory=lambda: [3.0, 5.0, 7.5, 10.0, 12.0])
+    sweep_ids: int = 1  # showcase characters in the sweep
+    n_boot: int = 2000
+    clip_direction: bool = False  # CLIP direction similarity (full only: needs hub weights)
+    clip_model: str = "ViT-L-14"
+    clip_pretrained: str = "openai"
+    clip_input_caption: str = "a black and white line drawing of a character"
+    outline_l: float = 35.0  # line-art pixels with L* below this are outline (line preservation, protection)
+    device: str = "auto"  # auto -> cuda when available, else cpu
+    torch_threads: int = 0  # CPU threads for inference; 0 = torch's default (tiny models run faster on 1)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.showcase < 1 or self.n_boot < 10:
+            raise ValueError("compare: steps, batch_size, showcase must be >= 1 and n_boot >= 10")
+        if not self.seeds:
+            raise ValueError("compare: seeds must list at least one seed")
+        if not self.models:
+            raise ValueError("compare: models must list at least one model")
+
+
+def load_compare_config(profile: str, root: Path | None = None) -> CompareConfig:
+    return section(load_params(profile, root), "compare", CompareConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# inference backend (the training helper's load_pipeline / generate)
+# ---------------------------------------------------------------------------------------------
+class Backend(Protocol):
+    def load(self, source: str, device: str) -> Any: ...
+
+    def generate(
+        self, pipe: Any, images: list[Image.Image], prompts: list[str], steps: int,
+        text_guidance: float, image_guidance: float, seed: int,
+    ) -> list[Image.Image]: ...
+
+
+@dataclass
+class TrainBackend:
+    """Inference through ``t2p_utils.train.load_pipeline`` and ``t2p_utils.train.generate``."""
+
+    def load(self, source: str, device: str) -> Any:
+        from .train import load_pipeline
+
+        return load_pipeline(source, device)
+
+    def generate(self, pipe: Any, images: list[Image.Image], prompts: list[str], steps: int,
+                 text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
+        from .train import generate
+
+        return generate(pipe, images, prompts, steps, text_guidance, image_guidance, seed)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # folder name under models/<p>/ (or "base")
+    source: str  # what load_pipeline gets: a folder path or a hub id
+    label: str  # for tables and figures
+    stand_ins: tuple[str, ...] = ()  # offline stand-ins this model is made with
+
+    @property
+    def display(self) -> str:
+        """The label for tables and figures (stand-ins are listed in the summary, not in every cell)."""
+        return self.label
+
+
+def _json_stand_ins(folder: Path) -> list[str]:
+    """``stand_in`` / ``caption_stand_in`` values of the JSON files directly inside ``folder`` (e.g. train_summary.json)."""
+    found: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        for key in ("stand_in", "caption_stand_in"):  # the training helper's train_summary.json uses the latter
+            val = data.get(key)
+            if isinstance(val, str) and val:
+                found.append(val)
+            elif isinstance(val, list | tuple):
+                found.extend(str(v) for v in val if v)
+            elif isinstance(val, dict):
+                found.extend(f"{k}: {v}" for k, v in val.items() if v)
+    return found
+
+
+def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | None = None) -> list[ModelSpec]:
+    """The models to evaluate, in config order; raises :class:`CompareError` for a missing required model."""
+    params = params if params is not None else load_params(paths.profile, paths.root)
+    offline = paths.profile != "full"
+    clip_backend = str((params.get("captions") or {}).get("clip_backend", "palette" if offline else "interrogator"))
+    model_source = str((params.get("train") or {}).get("model_source", "scratch" if offline else "pretrained"))
+    specs: list[ModelSpec] = []
+    for name in cfg.models:
+        label = MODEL_LABELS.get(name, name)
+        if name == BASE_MODEL:
+            if paths.profile != "full":
+                log.info("skipping the zero-shot base model: it needs %s from the hub (full profile only)", cfg.base_model)
+                continue
+            specs.append(ModelSpec(name, cfg.base_model, f"{label} ({cfg.base_model})"))
+            continue
+        folder = paths.model(name)
+        if not (folder / "model_index.json").exists():
+            if name in REQUIRED_MODELS:
+                what = "is missing" if not folder.exists() else "has no model_index.json (an unfinished training run?)"
+                raise CompareError(
+                    f"{folder} {what}: run notebooks/04_finetune.ipynb (profile {paths.profile!r}) first; "
+                    f"it trains {', '.join(REQUIRED_MODELS)} (use force=True there to retrain)"
+                )
+            log.info("optional model %s not found at %s: skipped", name, folder)
+            continue
+        stand = _json_stand_ins(folder)
+        if model_source == "scratch" and not any("scratch" in s for s in stand):
+            stand.append(SCRATCH_STAND_IN)
+        if name == "ip2p_clip" and clip_backend != "interrogator":
+            if not any(clip_backend in s for s in stand):
+                stand.append(PALETTE_STAND_IN if clip_backend == "palette"
+                             else f"{clip_backend} captioner instead of CLIP interrogation (no hub weights offline)")
+            label = f"CLIP captions ({clip_backend} stand-in)"
+        specs.append(ModelSpec(name, str(folder), label, tuple(dict.fromkeys(stand))))
+    if not specs:
+        raise CompareError(f"no model to evaluate: compare.models is {cfg.models} in {paths.params_file}")
+    return specs
+
+
+@dataclass(frozen=True)
+class TestItem:
+    id: str
+    faithful: str
+    counterfactual: str
+    color: Path
+    lineart: Path
+    mask: Path
+
+
+def showcase_ids(ids: Sequence[str], k: int) -> list[str]:
+    """``k`` ids spread evenly over the sorted ids (first, last and equal steps between): fixed, not cherry-picked."""
+    ids = sorted(ids)
+    if k >= len(ids):
+        return list(ids)
+    if k == 1:
+        return [ids[0]]
+    return [ids[round(i * (len(ids) - 1) / (k - 1))] for i in range(k)]
+
+
+def load_test_items(paths: Paths, max_test: int = 0) -> list[TestItem]:
+    """Test ids (sorted) with their instructions and image paths; clear errors for what is missing."""
+    manifest = read_manifest(paths.manifest)
+    test = manifest[manifest["split"] == "test"].sort_values("id")
+    if test.empty:
+        raise CompareError(f"{paths.manifest} has no test rows: re-run notebooks/01_scrape.ipynb (it assigns the splits)")
+    if max_test > 0:
+        test = test.iloc[:max_test]
+    ref_path = paths.reference_captions
+    try:
+        ref = read_reference_csv(ref_path)
+    except FileNotFoundError as exc:
+        raise CompareError(
+            f"{ref_path} is missing: for smoke run notebooks/01_scrape.ipynb; for cpu/full it is committed in git"
+        ) from exc
+    ref = ref.drop_duplicates("id", keep="last").set_index("id")
+    missing = [
+        i for i in test["id"]
+        if i not in ref.index or not str(ref.at[i, "faithful"]).strip() or not str(ref.at[i, "counterfactual"]).strip()
+    ]
+    if missing:
+        fix = ("re-run notebooks/01_scrape.ipynb with force=True (it writes the smoke instructions)"
+               if paths.profile == "smoke" else f"add faithful and counterfactual instructions for them to {ref_path}")
+        raise CompareError(
+            f"test id(s) {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} have no faithful/counterfactual "
+            f"instruction in {ref_path}: {fix}"
+        )
+    items = []
+    for row in test.itertuples():
+        files = {k: paths.root / getattr(row, k) for k in ("color", "lineart", "mask")}
+        for k, p in files.items():
+            if not p.exists():
+                raise CompareError(f"{p} ({k} image of test id {row.id}) is missing: re-run notebooks/01_scrape.ipynb")
+        items.append(TestItem(row.id, ref.at[row.id, "faithful"], ref.at[row.id, "counterfactual"], **files))
+    return items
+
+
+def caption_of(instruction: str) -> str:
+    """The output caption of an instruction for CLIP direction similarity ("Turn it into X." -> "X")."""
+    text = instruction.strip().rstrip(".")
+    prefix = "turn it into "
+    return text[len(prefix):] if text.lower().startswith(prefix) else text
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------------------------
+def score_output(out: Image.Image, item: TestItem, prompt: str, instruction: str,
+                 images: dict[str, Image.Image], outline_l: float = M.OUTLINE_L) -> dict[str, dict[str, float]]:
+    """Metrics of one output for both variants: ``{"raw": {...}, "protected": {...}}``."""
+    line, mask, gt = images["lineart"], images["mask"], images["color"]
+    outs = {"raw": out, "protected": M.protect(out, line, mask, outline_l)}
+    scores: dict[str, dict[str, float]] = {}
+    for variant, img in outs.items():
+        if prompt == "faithful":
+            s = M.score_faithful(img, gt, line, mask, instruction, outline_l)
+        else:
+            s = {"psnr": math.nan, "ssim": math.nan, "delta_e": math.nan,
+                 **M.score_counterfactual(img, line, mask, instruction, outline_l)}
+        s["clip_direction"] = math.nan
+        scores[variant] = s
+    return scores
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """An RGB image; transparency (if any) composited onto white, as the sprites are rendered."""
+    with Image.open(path) as im:
+        return Image.fromarray(M.to_rgb(im))
+
+
+def _open_item(item: TestItem) -> dict[str, Image.Image]:
+    with Image.open(item.mask) as mask:
+        return {"color": open_rgb(item.color), "lineart": open_rgb(item.lineart), "mask": mask.convert("L")}
+
+
+def summarise(samples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean and bootstrap 95 % CI per model x variant x prompt x metric; seeds averaged per id first."""
+    metric_cols = [c for c in ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "clip_direction")
+                   if c in samples.columns]
+    per_id = samples.groupby(["model", "variant", "prompt", "id"], sort=False)[metric_cols].mean().reset_index()
+    rows = []
+    for (model, variant, prompt), grp in per_id.groupby(["model", "variant", "prompt"], sort=False):
+        for metric in metric_cols:
+            vals = grp[metric].to_numpy(dtype=np.float64)
+            if np.isnan(vals).all():
+                continue
+            ci = M.bootstrap_ci(vals, n_boot=n_boot, seed=seed)
+            rows.append({"model": model, "variant": variant, "prompt": prompt, "metric": metric, **ci.as_dict()})
+    return pd.DataFrame(rows, columns=["model", "variant", "prompt", "metric", "mean", "ci_low", "ci_high", "n"])
+
+
+def paired_differences(samples: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired differences (a - b over the same ids) between every pair of models, per variant, prompt and metric.
+
+    Also ``protected - raw`` within each model. ``verdict`` names the better side when the
+    95 % interval excludes 0 (direction from :data:`t2p_utils.metrics.HIGHER_IS_BETTER`), else "no clear difference".
+    """
+    metric_cols = [c for c in M.HIGHER_IS_BETTER if c in samples.columns]
+    per_id = samples.groupby(["model", "variant", "prompt", "id"])[metric_cols].mean().sort_index()
+    pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    for variant in VARIANTS:
+        pairs += [((a, variant), (b, variant)) for a, b in itertools.combinations(models, 2)]
+    pairs += [((m, "protected"), (m, "raw")) for m in models]
+    rows = []
+    for (ma, va), (mb, vb) in pairs:
+        for prompt in PROMPTS:
+            try:
+                da, db = per_id.loc[(ma, va, prompt)], per_id.loc[(mb, vb, prompt)]
+            except KeyError:
+                continue
+            for metric in metric_cols:
+                if da[metric].isna().all() or db[metric].isna().all():
+                    continue
+                d = M.paired_difference(da[metric], db[metric], n_boot=n_boot, seed=seed)
+                if d.n == 0:
+                    continue
+                if d.ci_low > 0 or d.ci_high < 0:
+                    a_better = (d.mean > 0) == M.HIGHER_IS_BETTER[metric]
+                    verdict = f"{ma}/{va} better" if a_better else f"{mb}/{vb} better"
+                else:
+                    verdict = "no clear difference"
+                rows.append({"a": f"{ma}/{va}", "b": f"{mb}/{vb}", "prompt": prompt, "metric": metric,
+                             "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n, "verdict": verdict})
+    return pd.DataFrame(rows, columns=["a", "b", "prompt", "metric", "mean_diff", "ci_low", "ci_high", "n", "verdict"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CompareResult:
+    samples: pd.DataFrame
+    metrics: pd.DataFrame
+    paired: pd.DataFrame
+    sweep: pd.DataFrame
+    models: list[ModelSpec]
+    showcase: list[str]
+    summary: dict[str, Any]
+
+
+def output_files(paths: Paths) -> dict[str, Path]:
+    r = paths.reports
+    return {
+        "samples": r / "compare_samples.csv",
+        "metrics_csv": r / "metrics.csv",
+        "metrics_json": r / "metrics.json",
+        "paired": r / "paired.csv",
+        "sweep": r / "sweep.csv",
+        "summary": r / "compare_summary.json",
+    }
+
+
+def sample_path(paths: Paths, model: str, prompt: str, sprite_id: str, seed: int) -> Path:
+    return paths.reports / "samples" / model / prompt / f"{sprite_id}_seed{seed}.png"
+
+
+def sweep_path(paths: Paths, model: str, sprite_id: str, ig: float, tg: float) -> Path:
+    return paths.reports / "samples" / "sweep" / model / f"{sprite_id}_ig{ig:g}_tg{tg:g}.png"
+
+
+def _fingerprint(spec: ModelSpec) -> str:
+    """Changes when the model's files change (sizes and modification times), so a retrained model is re-run."""
+    folder = Path(spec.source)
+    if not folder.is_dir():
+        return spec.source  # a hub id
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _state(cfg: CompareConfig, specs: list[ModelSpec], items: list[TestItem]) -> dict[str, Any]:
+    return {
+        "config": dataclasses.asdict(cfg),
+        "models": {s.name: _fingerprint(s) for s in specs},
+        "tests": hashlib.sha256(json.dumps([dataclasses.astuple(i)[:3] for i in items]).encode()).hexdigest()[:16],
+    }
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+
+
+def _generate_batched(backend: Backend, pipe: Any, images: list[Image.Image], prompts: list[str], cfg: CompareConfig,
+                      seed: int, text_guidance: float, image_guidance: float) -> list[Image.Image]:
+    outs: list[Image.Image] = []
+    for start in range(0, len(images), cfg.batch_size):
+        batch = backend.generate(pipe, images[start:start + cfg.batch_size], prompts[start:start + cfg.batch_size],
+                                 cfg.steps, text_guidance, image_guidance, seed + start)
+        outs.extend(im.convert("RGB") for im in batch)
+    if len(outs) != len(images):
+        raise RuntimeError(f"generate returned {len(outs)} images for {len(images)} inputs")
+    return outs
+
+
+def run_compare(
+    paths: Paths,
+    cfg: CompareConfig,
+    force: bool = False,
+    backend: Backend | None = None,
+    clip_scorer_factory: Callable[[CompareConfig, str], M.ClipDirectionScorer] | None = None,
+) -> CompareResult:
+    """Generate and score every test id with every model; idempotent unless ``force``.
+
+    ``backend`` defaults to :class:`TrainBackend`; ``clip_scorer_factory`` defaults to
+    :meth:`ClipDirectionScorer.from_open_clip` (only called when ``cfg.clip_direction``).
+    """
+    t0 = time.perf_counter()
+    params = load_params(paths.profile, paths.root)
+    items = load_test_items(paths, cfg.max_test)
+    specs = resolve_models(paths, cfg, params)
+    showcase = showcase_ids([i.id for i in items], cfg.showcase)
+    files = output_files(paths)
+    state = _state(cfg, specs, items)
+    if not force and all(p.exists() for p in files.values()):
+        old = json.loads(files["summary"].read_text(encoding="utf-8"))
+        if old.get("state") == state:
+            log.info("05_compare outputs are up to date (%s); pass force=True to recompute", files["summary"])
+            return load_result(paths)
+    import torch
+
+    threads = torch.get_num_threads()
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _run(paths, cfg, params, items, specs, showcase, files, state, backend or TrainBackend(),
+                    clip_scorer_factory, t0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[TestItem], specs: list[ModelSpec],
+         showcase: list[str], files: dict[str, Path], state: dict[str, Any], backend: Backend,
+         clip_scorer_factory: Callable[[CompareConfig, str], M.ClipDirectionScorer] | None, t0: float) -> CompareResult:
+    device = resolve_device(cfg.device)
+    sweep_model = cfg.sweep_model if cfg.sweep_model in {s.name for s in specs} else specs[-1].name
+    sweep_items = [i for i in items if i.id in showcase[: max(1, cfg.sweep_ids)]]
+    opened = {i.id: _open_item(i) for i in items}
+    scorer = (clip_scorer_factory or (lambda c, d: M.ClipDirectionScorer.from_open_clip(c.clip_model, c.clip_pretrained, d)))(
+        cfg, device) if cfg.clip_direction else None
+
+    rows: list[dict[str, Any]] = []
+    sweep_rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    for spec in specs:
+        t_model = time.perf_counter()
+        log.info("05_compare: %s (%s) from %s on %s", spec.name, spec.display, spec.source, device)
+        pipe = backend.load(spec.source, device)
+        for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=spec.name, leave=False):
+            instr = [getattr(i, prompt) for i in items]
+            outs = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items], instr, cfg, seed,
+                                     cfg.text_guidance, cfg.image_guidance)
+            lines = [opened[i.id]["lineart"] for i in items]
+            clip: dict[str, list[float]] = {}
+            if scorer is not None:  # one batched CLIP pass per variant
+                protected = [M.protect(o, opened[i.id]["lineart"], opened[i.id]["mask"], cfg.outline_l)
+                             for i, o in zip(items, outs, strict=True)]
+                src, dst = [cfg.clip_input_caption] * len(items), [caption_of(t) for t in instr]
+                clip = {"raw": scorer.direction_similarity(lines, outs, src, dst).tolist(),
+                        "protected": scorer.direction_similarity(lines, protected, src, dst).tolist()}
+            for k, (item, out) in enumerate(zip(items, outs, strict=True)):
+                path = sample_path(paths, spec.name, prompt, item.id, seed)
+                atomic_write_image(out, path)
+                scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l)
+                for variant, s in scores.items():
+                    if clip:
+                        s["clip_direction"] = float(clip[variant][k])
+                    rows.append({"id": item.id, "model": spec.name, "variant": variant, "prompt": prompt, "seed": seed,
+                                 "instruction": instr[k], "image": str(path.relative_to(paths.reports)), **s})
+        if spec.name == sweep_model and sweep_items:
+            grid = list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance))
+            for ig, tg in tqdm(grid, desc=f"sweep {spec.name}", leave=False):
+                outs = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in sweep_items],
+                                         [i.faithful for i in sweep_items], cfg, cfg.seeds[0], tg, ig)
+                for item, out in zip(sweep_items, outs, strict=True):
+                    path = sweep_path(paths, spec.name, item.id, ig, tg)
+                    atomic_write_image(out, path)
+                    s = score_output(out, item, "faithful", item.faithful, opened[item.id], cfg.outline_l)["raw"]
+                    sweep_rows.append({"id": item.id, "model": spec.name, "image_guidance": ig, "text_guidance": tg,
+                                       "image": str(path.relative_to(paths.reports)),
+                                       **{k: s[k] for k in ("delta_e", "leakage", "line_preservation", "adherence")}})
+        del pipe
+        gc.collect()
+        timings[spec.name] = round(time.perf_counter() - t_model, 2)
+
+    samples = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+    metrics_df = summarise(samples, n_boot=cfg.n_boot, seed=int(params.get("seed", 0)))
+    paired = paired_differences(samples, [s.name for s in specs], n_boot=cfg.n_boot, seed=int(params.get("seed", 0)))
+    sweep = pd.DataFrame(sweep_rows, columns=["id", "model", "image_guidance", "text_guidance", "image",
+                                              "delta_e", "leakage", "line_preservation", "adherence"])
+    summary = {
+        "profile": paths.profile,
+        "n_test": len(items),
+        "test_ids": [i.id for i in items],
+        "showcase": showcase,
+        "sweep_model": sweep_model,
+        "outline_l": cfg.outline_l,
+        "device": device,
+        "models": [{**dataclasses.asdict(s), "display": s.display} for s in specs],
+        "stand_in": list(dict.fromkeys(x for s in specs for x in s.stand_ins)),
+        "clip_direction": "computed" if scorer is not None else "skipped (needs hub CLIP weights; full profile only)",
+        "seconds": {"total": round(time.perf_counter() - t0, 2), **timings},
+        "state": state,
+    }
+    _write_csv(samples, files["samples"])
+    _write_csv(metrics_df, files["metrics_csv"])
+    atomic_write_json(_metrics_json(metrics_df, specs), files["metrics_json"])
+    _write_csv(paired, files["paired"])
+    _write_csv(sweep, files["sweep"])
+    atomic_write_json(summary, files["summary"])
+    log.info("05_compare: %d samples scored in %.1f s -> %s", len(samples), summary["seconds"]["total"], paths.reports)
+    return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary)
+
+
+def _metrics_json(metrics_df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, Any]:
+    """``{model: {"label", "stand_in", variant: {prompt: {metric: {mean, ci_low, ci_high, n}}}}}`` (NaN/inf as strings)."""
+    def clean(v: Any) -> Any:
+        return v if not isinstance(v, float) or math.isfinite(v) else str(v)
+
+    out: dict[str, Any] = {s.name: {"label": s.display, "stand_in": list(s.stand_ins)} for s in specs}
+    for r in metrics_df.itertuples():
+        out[r.model].setdefault(r.variant, {}).setdefault(r.prompt, {})[r.metric] = {
+            "mean": clean(r.mean), "ci_low": clean(r.ci_low), "ci_high": clean(r.ci_high), "n": int(r.n)}
+    return out
+
+
+def load_result(paths: Paths) -> CompareResult:
+    """Read the outputs of a finished :func:`run_compare` (for the notebook, grids and report)."""
+    files = output_files(paths)
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise CompareError(f"{', '.join(missing)} missing: run notebooks/05_compare.ipynb first")
+    summary = json.loads(files["summary"].read_text(encoding="utf-8"))
+    read = lambda p: pd.read_csv(p, dtype={"id": str})
+    specs = [ModelSpec(m["name"], m["source"], m["label"], tuple(m["stand_ins"])) for m in summary["models"]]
+    return CompareResult(read(files["samples"]), read(files["metrics_csv"]), read(files["paired"]), read(files["sweep"]),
+                         specs, summary["showcase"], summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# tables and prose for the notebook
+# ---------------------------------------------------------------------------------------------
+def headline_table(result: CompareResult, prompt: str = "faithful") -> pd.DataFrame:
+    """One row per model x variant, one column per metric: ``mean [ci_low, ci_high]``."""
+    df = result.metrics[result.metrics["prompt"] == prompt]
+    labels = {s.name: s.display for s in result.models}
+    order = [m for m in M.HIGHER_IS_BETTER if m in set(df["metric"])]
+
+    def fmt(r: pd.Series) -> str:
+        digits = 1 if r["metric"] in ("psnr", "delta_e") else 3
+        return f"{r['mean']:.{digits}f} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+
+    cells = df.assign(cell=df.apply(fmt, axis=1), model=df["model"].map(labels))
+    table = cells.pivot_table(index=["model", "variant"], columns="metric", values="cell", aggfunc="first", sort=False)
+    arrows = {m: f"{m} {'↑' if M.HIGHER_IS_BETTER[m] else '↓'}" for m in order}
+    return table[order].rename(columns=arrows)
+
+
+def findings(result: CompareResult) -> list[str]:
+    """Plain-language findings computed from the numbers (no hard-coded conclusions).
+
+    For the key metrics: the models ranked by mean (raw outputs), and whether the best two
+    differ clearly (paired 95 % interval excluding zero); then leakage, and the stand-ins.
+    """
+    out: list[str] = []
+    m = result.metrics
+    p = result.paired
+    labels = {s.name: s.display for s in result.models}
+    n = result.summary.get("n_test", "?")
+
+    def get(model: str, variant: str, prompt: str, metric: str) -> pd.Series | None:
+        sel = m[(m.model == model) & (m.variant == variant) & (m.prompt == prompt) & (m.metric == metric)]
+        return None if sel.empty else sel.iloc[0]
+
+    def paired(a: str, b: str, prompt: str, metric: str) -> tuple[float, float, float] | None:
+        for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
+            sel = p[(p.a == f"{x}/raw") & (p.b == f"{y}/raw") & (p.prompt == prompt) & (p.metric == metric)]
+            if not sel.empty:
+                r = sel.iloc[0]
+                lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+                return sign * r.mean_diff + 0.0, lo + 0.0, hi + 0.0  # + 0.0 turns -0.0 into 0.0
+        return None
+
+    if result.summary.get("profile") == "smoke":
+        out.append("smoke profile: tiny models trained for a few steps on synthetic creatures, so these numbers "
+                   "check the plumbing, not the method")
+    for prompt, metric in (("faithful", "delta_e"), ("faithful", "adherence"), ("counterfactual", "adherence"),
+                           ("faithful", "clip_direction")):
+        vals = [(s.name, get(s.name, "raw", prompt, metric)) for s in result.models]
+        vals = [(k, v) for k, v in vals if v is not None and np.isfinite(v["mean"])]
+        if not vals:
+            continue
+        vals.sort(key=lambda kv: kv[1]["mean"], reverse=M.HIGHER_IS_BETTER[metric])
+        arrow = "higher" if M.HIGHER_IS_BETTER[metric] else "lower"
+        ranked = "; ".join(f"{labels[k]} {v['mean']:.3g} [{v['ci_low']:.3g}, {v['ci_high']:.3g}]" for k, v in vals)
+        line = f"{prompt} instruction, {metric} ({arrow} is better; raw outputs, {n} test characters): {ranked}"
+        if len(vals) > 1:
+            d = paired(vals[0][0], vals[1][0], prompt, metric)
+            if d is not None:
+                diff, lo, hi = d
+                if lo > 0 or hi < 0:
+                    line += (f". {labels[vals[0][0]]} beats {labels[vals[1][0]]}: paired difference {diff:.3g} "
+                             f"[{lo:.3g}, {hi:.3g}], the interval excludes 0")
+                else:
+                    line += (f". The best two do not differ clearly (paired difference {diff:.3g} "
+                             f"[{lo:.3g}, {hi:.3g}] includes 0)")
+        out.append(line)
+    leak = [(s.name, get(s.name, "raw", "faithful", "leakage")) for s in result.models]
+    leak = [(k, v) for k, v in leak if v is not None]
+    if leak:
+        out.append("background leakage (failure mode 1) of raw outputs, faithful instruction: "
+                   + ", ".join(f"{labels[k]} {v['mean']:.1%}" for k, v in leak)
+                   + "; the mask-protected variant removes it by construction")
+    if result.summary.get("stand_in"):
+        out.append("stand-ins used: " + "; ".join(result.summary["stand_in"]))
+    return out

@@ -1,0 +1,391 @@
+"""Image metrics of the comparison (DESIGN.md section 7) and their bootstrap statistics.
+
+Every image metric takes RGB images (PIL or uint8 ``[H, W, 3]`` arrays) of the *same size*
+and returns one float:
+
+* :func:`psnr`, :func:`ssim` -- against the ground truth colour image (faithful instruction).
+* :func:`delta_e_in_mask` -- mean CIEDE2000 inside the character mask against the ground truth.
+* :func:`background_leakage` -- share of background pixels (outside the mask) whose CIEDE2000
+  from white exceeds 10: the seed's failure mode 1 (the model paints the background).
+* :func:`line_preservation` -- share of line-art outline pixels (L* < 35 in the line art) that
+  are still dark (L* < 35) in the output.
+* :func:`color_adherence` -- share of the colours named in the instruction that cover at least
+  3 % of the character region once every pixel is named with a basic colour term: the seed's
+  failure mode 2 (the model ignores the colour words). NaN when the instruction names no colour.
+* :class:`ClipDirectionScorer` -- CLIP direction similarity of the InstructPix2Pix paper
+  (Brooks et al. 2023, after StyleGAN-NADA): cosine between the change of the image embedding
+  and the change of the caption embedding. Any open_clip model; used on the ``full`` profile.
+
+Statistics: :func:`bootstrap_ci` (percentile bootstrap of the mean, seeded) and
+:func:`paired_difference` (bootstrap of the mean of per-id differences between two models).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from .colors import BASIC_COLORS, color_coverage, color_words, delta_e2000, rgb_to_lab
+
+log = logging.getLogger(__name__)
+
+ImageLike = Image.Image | np.ndarray
+
+#: ΔE2000 from white above which a background pixel counts as painted.
+LEAKAGE_DELTA_E = 10.0
+#: L* below which a pixel counts as a dark outline pixel.
+OUTLINE_L = 35.0
+#: Share of the character region a named colour must cover to count as present.
+MIN_COLOR_SHARE = 0.03
+
+WHITE_LAB = rgb_to_lab(np.array([[255, 255, 255]], dtype=np.uint8))[0]
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+def to_rgb(img: ImageLike) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` from a PIL image (any mode; transparency composited onto white) or an array."""
+    if isinstance(img, Image.Image):
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, rgba)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image [H, W, 3], got an array of shape {arr.shape}")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64)
+        if arr.max(initial=0.0) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    return arr
+
+
+def to_mask(mask: ImageLike) -> np.ndarray:
+    """bool ``[H, W]`` from a mask image or array (> 127, or > 0.5 for floats, or True is inside)."""
+    if isinstance(mask, Image.Image):
+        mask = np.asarray(mask.convert("L"))
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., -1] if m.shape[-1] in (2, 4) else m[..., 0]
+    if m.dtype == bool:
+        return m
+    return m > (127 if (m.dtype == np.uint8 or m.max(initial=0) > 1) else 0.5)
+
+
+def _size(arr: np.ndarray) -> str:
+    return f"{arr.shape[1]}x{arr.shape[0]}"
+
+
+def check_same_size(**arrays: np.ndarray) -> None:
+    """Raise ValueError naming every size when the named images are not all the same width x height."""
+    shapes = {name: a.shape[:2] for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listing = ", ".join(f"{name} is {_size(arrays[name])}" for name in shapes)
+        raise ValueError(f"images differ in size ({listing}, width x height): resize them to one size first")
+
+
+# --------------------------------------------------------------------------------------------
+# full-reference metrics (faithful instruction vs ground truth)
+# --------------------------------------------------------------------------------------------
+def psnr(output: ImageLike, target: ImageLike) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels and channels (inf for identical images)."""
+    a, b = to_rgb(output), to_rgb(target)
+    check_same_size(output=a, target=b)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(255.0**2 / mse))
+
+
+def ssim(output: ImageLike, target: ImageLike) -> float:
+    """Structural similarity (scikit-image, 7x7 Gaussian-free window, channels averaged)."""
+    a, b = to_rgb(output), to_rgb(target)
+    check_same_size(output=a, target=b)
+    side = min(a.shape[:2])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {_size(a)}")
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255, win_size=win))
+
+
+def delta_e_in_mask(output: ImageLike, target: ImageLike, mask: ImageLike) -> float:
+    """Mean CIEDE2000 between output and target over the mask's pixels (NaN for an empty mask)."""
+    a, b, m = to_rgb(output), to_rgb(target), to_mask(mask)
+    check_same_size(output=a, target=b, mask=m)
+    if not m.any():
+        return float("nan")
+    return float(np.mean(delta_e2000(rgb_to_lab(a[m]), rgb_to_lab(b[m]))))
+
+
+# --------------------------------------------------------------------------------------------
+# no-reference metrics (also used for the counterfactual instruction)
+# --------------------------------------------------------------------------------------------
+def background_leakage(output: ImageLike, mask: ImageLike, threshold: float = LEAKAGE_DELTA_E) -> float:
+    """Share of background pixels (outside ``mask``) whose ΔE2000 from white exceeds ``threshold``.
+
+    NaN when the mask covers the whole image (there is no background to leak into).
+    """
+    a, m = to_rgb(output), to_mask(mask)
+    check_same_size(output=a, mask=m)
+    bg = ~m
+    if not bg.any():
+        return float("nan")
+    de = delta_e2000(rgb_to_lab(a[bg]), WHITE_LAB[None, :])
+    return float(np.mean(de > threshold))
+
+
+def outline_mask(lineart: ImageLike, threshold: float = OUTLINE_L) -> np.ndarray:
+    """bool ``[H, W]``: the line art's outline pixels (L* below ``threshold``)."""
+    return rgb_to_lab(to_rgb(lineart))[..., 0] < threshold
+
+
+def line_preservation(output: ImageLike, lineart: ImageLike, threshold: float = OUTLINE_L) -> float:
+    """Share of the line art's outline pixels (L* < threshold) still dark (L* < threshold) in the output.
+
+    NaN when the line art has no outline pixels.
+    """
+    a, line = to_rgb(output), to_rgb(lineart)
+    check_same_size(output=a, lineart=line)
+    lines = outline_mask(line, threshold)
+    if not lines.any():
+        return float("nan")
+    dark = rgb_to_lab(a[lines])[..., 0] < threshold
+    return float(np.mean(dark))
+
+
+def color_adherence(
+    output: ImageLike,
+    mask: ImageLike,
+    instruction: str,
+    min_share: float = MIN_COLOR_SHARE,
+    exclude: ImageLike | None = None,
+) -> float:
+    """Share of the basic colours named in ``instruction`` covering >= ``min_share`` of the character region.
+
+    The character region is ``mask`` minus ``exclude`` (pass the line art's outline pixels so
+    that the black outlines do not make "black" trivially present). NaN when the instruction
+    names no colour or the region is empty.
+    """
+    words = color_words(instruction)
+    if not words:
+        return float("nan")
+    a, m = to_rgb(output), to_mask(mask)
+    check_same_size(output=a, mask=m)
+    if exclude is not None:
+        ex = to_mask(exclude)
+        check_same_size(output=a, exclude=ex)
+        m = m & ~ex
+    if not m.any():
+        return float("nan")
+    cov = color_coverage(a, m)
+    return float(np.mean([cov[w] >= min_share for w in words]))
+
+
+def protect(output: ImageLike, lineart: ImageLike, mask: ImageLike, threshold: float = OUTLINE_L) -> Image.Image:
+    """The mask-protected variant: outline pixels and background restored from the line art.
+
+    Generation is left alone inside the character; only pixels that should not change
+    (the dark outlines and everything outside the character mask) are copied back.
+    """
+    a, line, m = to_rgb(output), to_rgb(lineart), to_mask(mask)
+    check_same_size(output=a, lineart=line, mask=m)
+    keep = outline_mask(line, threshold) | ~m
+    out = a.copy()
+    out[keep] = line[keep]
+    return Image.fromarray(out)
+
+
+FAITHFUL_METRICS: tuple[str, ...] = ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence")
+COUNTERFACTUAL_METRICS: tuple[str, ...] = ("adherence", "leakage", "line_preservation")
+#: True where a larger value is better (for the report's arrows and the notebook's prose).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "psnr": True,
+    "ssim": True,
+    "delta_e": False,
+    "leakage": False,
+    "line_preservation": True,
+    "adherence": True,
+    "clip_direction": True,
+}
+
+
+def score_faithful(output: ImageLike, target: ImageLike, lineart: ImageLike, mask: ImageLike, instruction: str,
+                   outline_l: float = OUTLINE_L) -> dict[str, float]:
+    """All faithful-instruction metrics of one output (``outline_l``: L* below which line-art pixels are outline)."""
+    lines = outline_mask(lineart, outline_l)
+    return {
+        "psnr": psnr(output, target),
+        "ssim": ssim(output, target),
+        "delta_e": delta_e_in_mask(output, target, mask),
+        "leakage": background_leakage(output, mask),
+        "line_preservation": line_preservation(output, lineart, outline_l),
+        "adherence": color_adherence(output, mask, instruction, exclude=lines),
+    }
+
+
+def score_counterfactual(output: ImageLike, lineart: ImageLike, mask: ImageLike, instruction: str,
+                         outline_l: float = OUTLINE_L) -> dict[str, float]:
+    """The counterfactual-instruction metrics of one output (no ground truth exists)."""
+    return {
+        "adherence": color_adherence(output, mask, instruction, exclude=outline_mask(lineart, outline_l)),
+        "leakage": background_leakage(output, mask),
+        "line_preservation": line_preservation(output, lineart, outline_l),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# CLIP direction similarity
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ClipDirectionScorer:
+    """CLIP direction similarity (InstructPix2Pix paper, section 4): cos(E_I(out) - E_I(in), E_T(c_out) - E_T(c_in)).
+
+    Holds any open_clip model with its image preprocessing and tokenizer; build it with
+    :meth:`from_open_clip` (hub weights, ``full``) or directly (tests use a tiny random model).
+    """
+
+    model: Any
+    preprocess: Callable[[Image.Image], Any]
+    tokenizer: Callable[[list[str]], Any]
+    device: str = "cpu"
+
+    @classmethod
+    def from_open_clip(cls, model_name: str = "ViT-L-14", pretrained: str | None = "openai", device: str = "cpu") -> ClipDirectionScorer:
+        import open_clip
+
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, device=device)
+        model.eval()
+        return cls(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(model_name), device=device)
+
+    def _normed(self, feats: Any) -> Any:
+        return feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def encode_images(self, images: Sequence[ImageLike]) -> Any:
+        import torch
+
+        pil = [im if isinstance(im, Image.Image) else Image.fromarray(to_rgb(im)) for im in images]
+        batch = torch.stack([self.preprocess(im.convert("RGB")) for im in pil]).to(self.device)
+        with torch.no_grad():
+            return self._normed(self.model.encode_image(batch).float())
+
+    def encode_texts(self, texts: Sequence[str]) -> Any:
+        import torch
+
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with torch.no_grad():
+            return self._normed(self.model.encode_text(tokens).float())
+
+    def direction_similarity(
+        self,
+        inputs: Sequence[ImageLike],
+        outputs: Sequence[ImageLike],
+        input_captions: Sequence[str],
+        output_captions: Sequence[str],
+    ) -> np.ndarray:
+        """One cosine per (input, output, input caption, output caption) quadruple."""
+        n = len(inputs)
+        if not (len(outputs) == len(input_captions) == len(output_captions) == n):
+            raise ValueError(
+                f"direction_similarity needs equal lengths, got {n} inputs, {len(outputs)} outputs, "
+                f"{len(input_captions)} input captions, {len(output_captions)} output captions"
+            )
+        for i, (x, y) in enumerate(zip(inputs, outputs, strict=True)):
+            check_same_size(**{f"input[{i}]": to_rgb(x), f"output[{i}]": to_rgb(y)})
+        d_img = self.encode_images(outputs) - self.encode_images(inputs)
+        d_txt = self.encode_texts(output_captions) - self.encode_texts(input_captions)
+        cos = (self._normed(d_img) * self._normed(d_txt)).sum(dim=-1)
+        return cos.cpu().numpy().astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+
+
+def _clean(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return arr[~np.isnan(arr)]
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray | pd.Series, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean and percentile-bootstrap ``level`` interval of ``values`` (NaN dropped; same seed -> same interval).
+
+    Quantiles use the inverted empirical CDF (no interpolation), so +inf values (PSNR of
+    identical images) stay usable. An empty input gives NaNs and ``n = 0``.
+    """
+    x = _clean(values)
+    n = int(x.size)
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(np.mean(x))
+    if n == 1:
+        return Interval(mean, mean, mean, 1)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha], method="inverted_cdf")
+    # the percentile interval of a skewed statistic can miss the sample mean by rounding; never report that
+    return Interval(mean, float(min(lo, mean)), float(max(hi, mean)), n)
+
+
+def paired_difference(a: pd.Series, b: pd.Series, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean of ``a - b`` over the ids (index) both have finite values for, with a bootstrap interval.
+
+    ``a`` and ``b`` are per-id scores of two models on the same test ids; pairing removes the
+    between-character variance, so the interval is about the models, not the characters.
+    """
+    a = pd.Series(a, dtype=np.float64)
+    b = pd.Series(b, dtype=np.float64)
+    if a.index.has_duplicates or b.index.has_duplicates:
+        raise ValueError("paired_difference needs one value per id: average over seeds first")
+    both = a.index.intersection(b.index)
+    diff = (a.loc[both] - b.loc[both]).replace([np.inf, -np.inf], np.nan)
+    return bootstrap_ci(diff.to_numpy(), n_boot=n_boot, seed=seed, level=level)
+
+
+__all__ = [
+    "BASIC_COLORS",
+    "COUNTERFACTUAL_METRICS",
+    "FAITHFUL_METRICS",
+    "HIGHER_IS_BETTER",
+    "ClipDirectionScorer",
+    "Interval",
+    "background_leakage",
+    "bootstrap_ci",
+    "check_same_size",
+    "color_adherence",
+    "delta_e_in_mask",
+    "line_preservation",
+    "outline_mask",
+    "paired_difference",
+    "protect",
+    "psnr",
+    "score_counterfactual",
+    "score_faithful",
+    "ssim",
+    "to_mask",
+    "to_rgb",
+]

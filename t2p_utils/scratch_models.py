@@ -1,0 +1,247 @@
+"""Stable-Diffusion-architecture models built from configs (random weights, no download).
+
+Three sizes share the SD layout (``UNet2DConditionModel`` + ``AutoencoderKL`` +
+``CLIPTextModel`` + CLIP tokenizer), so every scratch model is a regular diffusers
+InstructPix2Pix pipeline:
+
+- ``tiny``: a few thousand parameters per block, for the ``smoke`` profile and the tests;
+- ``small``: the ``cpu`` profile (UNet channels 32/64/128 on a 4x-downsampling VAE);
+- ``sd15``: the full Stable Diffusion 1.5 sizes with an 8-channel ``conv_in`` (benchmarks only).
+
+Also here: :func:`widen_conv_in` (the IP2P surgery from 4 to 8 input channels) and
+:func:`train_vae`, the one small VAE that all ``cpu``/``smoke`` UNets share.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from tqdm.auto import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel
+
+log = logging.getLogger(__name__)
+
+ARCHS: tuple[str, ...] = ("tiny", "small", "sd15")
+LATENT_CHANNELS = 4
+VOCAB_SIZE = 49408  # CLIP's BPE vocabulary (t2p_utils.tokenizer)
+MAX_TOKENS = 77
+
+
+def _check_arch(arch: str) -> str:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown model size {arch!r}: choose one of {', '.join(ARCHS)}")
+    return arch
+
+
+def text_encoder_config(arch: str) -> CLIPTextConfig:
+    """CLIP text transformer; ``sd15`` is CLIP ViT-L/14's text tower (768 wide, 12 layers)."""
+    _check_arch(arch)
+    common = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=MAX_TOKENS, bos_token_id=49406, eos_token_id=49407,
+                  pad_token_id=49407, hidden_act="quick_gelu")
+    if arch == "tiny":
+        return CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              projection_dim=32, **common)
+    if arch == "small":
+        return CLIPTextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                              projection_dim=64, **common)
+    return CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                          projection_dim=768, **common)
+
+
+def vae_kwargs(arch: str) -> dict:
+    """AutoencoderKL config; tiny/small downsample 4x (3 blocks), sd15 8x (4 blocks)."""
+    _check_arch(arch)
+    if arch == "tiny":
+        blocks, groups, layers = (8, 16, 16), 8, 1
+    elif arch == "small":
+        # full-resolution convolutions dominate the cost: 16 channels at 64 px trains at ~0.7 s per
+        # batch of 16 on one core, 32 channels at ~1.5 s (measured, notebooks/04_finetune.ipynb)
+        blocks, groups, layers = (16, 32, 64), 8, 1
+    else:
+        blocks, groups, layers = (128, 256, 512, 512), 32, 2
+    return dict(
+        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS,
+        down_block_types=("DownEncoderBlock2D",) * len(blocks), up_block_types=("UpDecoderBlock2D",) * len(blocks),
+        block_out_channels=blocks, layers_per_block=layers, norm_num_groups=groups,
+        scaling_factor=0.18215,
+    )
+
+
+def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = None) -> dict:
+    """UNet2DConditionModel config with 8 input channels (4 noisy latents + 4 image latents)."""
+    _check_arch(arch)
+    if arch == "tiny":
+        blocks, layers, groups, head = (16, 32), 1, 8, 4
+        down = ("CrossAttnDownBlock2D", "DownBlock2D")
+        up = ("UpBlock2D", "CrossAttnUpBlock2D")
+        xdim = 32
+    elif arch == "small":
+        # cross-attention only at 1/2 and 1/4 of the latent size: the 16x16 attention cost
+        # 2x the step time on the 2-core CPU for no visible gain (notebooks/04_finetune.ipynb)
+        blocks, layers, groups, head = (32, 64, 128), 2, 16, 8
+        down = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+        up = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+        xdim = 64
+    else:
+        blocks, layers, groups, head = (320, 640, 1280, 1280), 2, 32, 8
+        down = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
+        up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
+        xdim = 768
+    return dict(
+        sample_size=sample_size, in_channels=2 * LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
+        down_block_types=down, up_block_types=up, block_out_channels=blocks, layers_per_block=layers,
+        norm_num_groups=groups, attention_head_dim=head, cross_attention_dim=cross_attention_dim or xdim,
+    )
+
+
+def vae_downsample(arch: str) -> int:
+    return 2 ** (len(vae_kwargs(arch)["block_out_channels"]) - 1)
+
+
+def build_unet(arch: str, resolution: int, vae_arch: str | None = None, seed: int = 0) -> UNet2DConditionModel:
+    """A randomly initialised 8-channel UNet for ``resolution`` px images (seeded)."""
+    torch.manual_seed(seed)
+    sample = resolution // vae_downsample(vae_arch or arch)
+    return UNet2DConditionModel(**unet_kwargs(arch, sample, text_encoder_config(arch).hidden_size))
+
+
+def build_vae(arch: str, resolution: int, seed: int = 0) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    return AutoencoderKL(sample_size=resolution, **vae_kwargs(arch))
+
+
+def build_text_encoder(arch: str, seed: int = 0) -> CLIPTextModel:
+    torch.manual_seed(seed)
+    return CLIPTextModel(text_encoder_config(arch)).eval()
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# conv_in surgery -----------------------------------------------------------------------
+def widen_conv_in(unet: UNet2DConditionModel, in_channels: int = 2 * LATENT_CHANNELS) -> bool:
+    """Give a text-to-image UNet the IP2P input: ``in_channels`` channels, new ones zero.
+
+    The first (original) input channels keep their weights and the bias is kept, so the
+    widened model computes exactly what it computed before on the noisy latents while the
+    image-latent channels start with no effect. A UNet that already has ``in_channels``
+    inputs (``timbrooks/instruct-pix2pix``) is left untouched (cf. diffusers issue #3455).
+    Returns whether the UNet was changed.
+    """
+    old = unet.conv_in
+    if old.in_channels == in_channels:
+        return False
+    if old.in_channels > in_channels:
+        raise ValueError(f"conv_in has {old.in_channels} input channels, more than the {in_channels} asked for")
+    new = torch.nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                          device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels].copy_(old.weight)
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    unet.register_to_config(in_channels=in_channels)
+    log.info("widened conv_in from %d to %d input channels (new channels zero-initialised)", old.in_channels, in_channels)
+    return True
+
+
+# the shared small VAE --------------------------------------------------------------------
+def start_with_small_variance(vae: AutoencoderKL, logvar: float = -10.0) -> None:
+    """Make the untrained posterior almost deterministic (std = exp(logvar / 2)).
+
+    With the default init the posterior std is ~1, so early on the decoder sees mostly noise
+    and learns only the mean grey image; measured on the sprites, 400 steps then gave a
+    colourless 16.9 dB reconstruction. Zeroing the logvar rows of ``quant_conv`` and setting
+    their bias to ``logvar`` starts the VAE as a plain autoencoder (the KL weight is tiny).
+    """
+    qc = vae.quant_conv
+    if qc is None:
+        return
+    c = vae.config.latent_channels
+    with torch.no_grad():
+        qc.weight[c:].zero_()
+        qc.bias[c:].fill_(logvar)
+
+
+@dataclass
+class VaeResult:
+    steps: int
+    seconds: float
+    final_loss: float
+    psnr: float  # reconstruction PSNR on the training images, dB
+    scaling_factor: float
+
+
+def train_vae(
+    images: torch.Tensor,
+    arch: str,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    kl_weight: float,
+    seed: int,
+    chroma_weight: float = 10.0,
+) -> tuple[AutoencoderKL, VaeResult]:
+    """Train an ``AutoencoderKL`` on ``images`` (N,3,H,W in [-1,1]).
+
+    Loss: MSE of the luminance (channel mean) + ``chroma_weight`` x MSE of the chroma (each
+    channel minus the mean) + ``kl_weight`` x KL. Measured on the sprites (64 px, 400 steps of
+    8): a plain MSE or L1 loss learns shapes first and stays colourless (grey, 16.7 dB, chroma
+    0.03 vs 0.11 in the images); weighting chroma 10x gives recognisable colours in the same
+    steps, which is what the colouring study needs from its decoder.
+
+    Random horizontal flips; the batches and flips come from a seeded generator, so the same
+    call twice gives the same weights. Afterwards ``scaling_factor`` is set to 1/std of the
+    latents (as SD did), so scaled latents have unit variance for the UNet.
+    """
+    n, _, h, _ = images.shape
+    vae = build_vae(arch, h, seed=seed)
+    start_with_small_variance(vae)
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    loss_val = float("nan")
+    for _ in tqdm(range(steps), desc="vae", leave=False, mininterval=2.0):
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
+        x = images[idx]
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        rec_y, x_y = rec.mean(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)
+        loss = F.mse_loss(rec_y, x_y) + chroma_weight * F.mse_loss(rec - rec_y, x - x_y) + kl_weight * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_val = float(loss.detach())
+    seconds = time.perf_counter() - t0
+    vae.eval()
+    with torch.no_grad():
+        mus, mses = [], []
+        for i in range(0, n, 64):
+            x = images[i : i + 64]
+            mu = vae.encode(x).latent_dist.mean
+            mus.append(mu)
+            rec = vae.decode(mu).sample.clamp(-1, 1)
+            mses.append(((rec - x) / 2).pow(2).mean(dim=(1, 2, 3)))
+        std = torch.cat(mus).std().item()
+        mse = torch.cat(mses).mean().item()
+    scaling = 1.0 / max(std, 1e-6)
+    vae.register_to_config(scaling_factor=scaling)
+    result = VaeResult(steps, seconds, loss_val, float(10 * np.log10(1.0 / max(mse, 1e-12))), scaling)
+    log.info("VAE (%s): %d steps in %.1f s, loss %.4f, reconstruction PSNR %.1f dB, scaling %.3f",
+             arch, steps, seconds, loss_val, result.psnr, scaling)
+    return vae, result

@@ -1,0 +1,1127 @@
+"""Fine-tune InstructPix2Pix on (line art, instruction, colour image) triples.
+
+One entry point, two ways in:
+
+- command line: ``accelerate launch -m t2p_utils.train --config params/cpu.yaml [--profile cpu]
+  [--source cnn_lstm] [--resume_from_checkpoint latest] [--force]``;
+- in process (notebook 04): ``train(cfg, paths, source) -> Path`` of the saved pipeline.
+
+The recipe is the one of diffusers' ``examples/instruct_pix2pix/train_instruct_pix2pix.py``
+(an epsilon-prediction loss on the edited image's latents, the input image's latents
+concatenated to the noisy latents, conditioning dropout for classifier-free guidance, EMA,
+mixed precision, gradient accumulation and checkpointing, the same random flip on input and
+target, checkpoints with a total limit, resume, seeded validation, a saved pipeline and a
+model card), written for this study:
+
+- data: ``data/instructions/<p>/<source>/metadata.jsonl`` (``input_image``, ``edit_prompt``,
+  ``edited_image``, image paths relative to that folder), loaded once into memory;
+- model sources: ``pretrained`` (``timbrooks/instruct-pix2pix``, already 8 input channels; or a
+  plain text-to-image SD whose ``conv_in`` is widened 4 -> 8 with zero weights) and
+  ``scratch`` (SD-architecture models built from :mod:`t2p_utils.scratch_models`, one small
+  VAE trained once and shared by every caption source, the offline CLIP tokenizer);
+- caching (``cache_latents``): the VAE and the text encoder are frozen, so the posterior of
+  each target (mean, std), the mode of each input, for both flip orientations, and each
+  prompt's embedding are computed once; every step still *samples* the target latent and the
+  noise, exactly as the recipe does;
+- determinism: every random draw of optimiser step ``s`` (batch indices, flips, latent sample,
+  noise, timesteps, dropout) comes from a ``torch.Generator`` seeded with ``(seed, s, micro)``,
+  so a run resumed from a checkpoint repeats the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from .config import ConfigError, Paths, from_dict, load_params, section
+from .io import atomic_write_image, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
+BASE_MODEL = "timbrooks/instruct-pix2pix"
+RUNS_DIR = "runs"
+
+
+@dataclass
+class TrainConfig:
+    """The ``train:`` section of ``params/<profile>.yaml`` (defaults: the seed's full recipe)."""
+
+    # which captions to train on (notebook 04 trains one model per source found on disk)
+    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip"])
+    # model
+    model_source: str = "pretrained"  # pretrained | scratch
+    pretrained_model: str = BASE_MODEL  # hub id or local folder (an IP2P or a plain SD pipeline)
+    revision: str | None = None
+    arch: str = "small"  # scratch sizes (t2p_utils.scratch_models): tiny | small | sd15
+    # the shared scratch VAE (trained once, paths.model("vae"))
+    vae_steps: int = 400
+    vae_batch_size: int = 16
+    vae_learning_rate: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    vae_chroma_weight: float = 10.0  # weight of the colour (chroma) error in the VAE loss
+    # data
+    resolution: int = 256
+    random_flip: bool = True
+    cache_latents: bool = True
+    # optimisation
+    train_batch_size: int = 2
+    gradient_accumulation_steps: int = 4
+    gradient_checkpointing: bool = True
+    max_train_steps: int = 15000
+    learning_rate: float = 5e-5
+    lr_scheduler: str = "constant"  # any diffusers.optimization.get_scheduler name
+    lr_warmup_steps: int = 0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "fp16"  # no | fp16 | bf16 (forced to "no", i.e. fp32, on CPU)
+    allow_tf32: bool = True
+    use_ema: bool = True
+    ema_decay: float = 0.9999
+    conditioning_dropout_prob: float = 0.05
+    seed: int = 42
+    cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
+    # checkpoints and logs
+    checkpointing_steps: int = 5000
+    checkpoints_total_limit: int | None = 2
+    log_every: int = 10
+    # seeded validation images during training
+    validation_steps: int = 2500
+    num_validation_images: int = 4
+    validation_inference_steps: int = 20
+    # inference settings recorded in the model card and used by generate() callers
+    inference_steps: int = 100
+    text_guidance: float = 7.5
+    image_guidance: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.model_source not in MODEL_SOURCES:
+            raise ConfigError(f"train.model_source must be one of {', '.join(MODEL_SOURCES)}, not {self.model_source!r}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {self.mixed_precision!r}")
+        if not 0.0 <= self.conditioning_dropout_prob <= 1.0 / 3.0:
+            raise ConfigError("train.conditioning_dropout_prob must lie in [0, 1/3] (3 disjoint dropout cases)")
+        for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "checkpointing_steps",
+                     "log_every", "validation_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+
+    def fingerprint(self) -> str:
+        """A short hash of every setting that changes the trained weights."""
+        skip = {"sources", "cpu_threads", "checkpointing_steps", "checkpoints_total_limit", "log_every", "inference_steps",
+                "text_guidance", "image_guidance"}
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_train_config(profile: str, root: Path | None = None, **overrides: Any) -> TrainConfig:
+    params = load_params(profile, root)
+    cfg = section(params, "train", TrainConfig)
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+# ------------------------------------------------------------------------------------ data
+@dataclass(frozen=True)
+class Example:
+    input_image: Path
+    edit_prompt: str
+    edited_image: Path
+    caption_source: str = ""  # optional metadata field: which captioner wrote this prompt
+
+
+METADATA_FIELDS = ("input_image", "edit_prompt", "edited_image")
+
+
+def read_metadata(folder: Path) -> list[Example]:
+    """Read ``folder/metadata.jsonl`` (diffusers' instruct_pix2pix format); paths resolved against ``folder``."""
+    folder = Path(folder)
+    path = folder / "metadata.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: run the captioning notebooks (02_cnn_lstm_captioning / 03_clip_captioning) "
+            "for this profile first; they write the instruction folders"
+        )
+    out: list[Example] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} line {n} is not valid JSON ({exc}); re-run the captioning step") from exc
+        missing = [k for k in METADATA_FIELDS if not str(row.get(k, "")).strip()]
+        if missing:
+            raise ValueError(f"{path} line {n} lacks {missing}; each line needs {list(METADATA_FIELDS)}")
+        out.append(Example(folder / row["input_image"], str(row["edit_prompt"]), folder / row["edited_image"],
+                           str(row.get("caption_source") or "")))
+    if not out:
+        raise ValueError(f"{path} holds no examples; re-run the captioning step that writes it")
+    return out
+
+
+def load_image(path: Path, resolution: int) -> np.ndarray:
+    """An RGB uint8 array (resolution, resolution, 3); transparent pixels become white."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"training image {path} is missing: re-run the step that wrote it (01_scrape or the captioning notebook)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"training image {path} cannot be read ({exc}); delete it and re-run the step that wrote it") from exc
+    if im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_pairs(examples: Sequence[Example], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) as uint8 tensors (N, 3, H, W)."""
+    ins = np.stack([load_image(e.input_image, resolution) for e in examples])
+    outs = np.stack([load_image(e.edited_image, resolution) for e in examples])
+    return torch.from_numpy(ins).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(outs).permute(0, 3, 1, 2).contiguous()
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the recipe's ``2 * (x / 255) - 1``)."""
+    return x.float().div(127.5).sub(1.0)
+
+
+def caption_stand_in(paths: Paths, source: str) -> str | None:
+    """What a caption source stands in for, when it is an offline stand-in (named in every output)."""
+    folder = paths.instructions(source)
+    for name in ("provenance.json", "info.json", "captions.json"):
+        f = folder / name
+        if f.exists():
+            try:
+                value = json.loads(f.read_text(encoding="utf-8")).get("stand_in")
+            except (json.JSONDecodeError, AttributeError):
+                value = None
+            if value:
+                return str(value)
+    if source == "clip" and paths.profile in ("smoke", "cpu"):
+        return "palette captioner (offline stand-in for CLIP interrogation)"
+    return None
+
+
+# ------------------------------------------------------------------------------ randomness
+def step_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
+    """The generator of one micro-batch: a pure function of (seed, optimiser step, micro-step)."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step) * 1_009 + int(micro) + 17)
+
+
+class BatchOrder:
+    """Sample indices as a function of position only: epoch ``e`` is a permutation seeded by (seed, e)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))}
+        return self._perms[epoch]
+
+    def indices(self, start: int, count: int) -> torch.Tensor:
+        out = []
+        for pos in range(start, start + count):
+            epoch, r = divmod(pos, self.n)
+            out.append(int(self._perm(epoch)[r]))
+        return torch.tensor(out, dtype=torch.long)
+
+
+def conditioning_dropout(
+    text_emb: torch.Tensor,
+    image_latents: torch.Tensor,
+    null_text_emb: torch.Tensor,
+    prob: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The IP2P example's dropout: one uniform draw ``u`` per sample.
+
+    ``u < 2p``: prompt replaced by the empty prompt's embedding; ``p <= u < 3p``: input-image
+    latents zeroed. So a share ``p`` loses only the text, ``p`` both, ``p`` only the image
+    (the paper's 5 % / 5 % / 5 % with p = 0.05). Returns (text, image, text_dropped, image_dropped).
+    """
+    bsz = text_emb.shape[0]
+    u = torch.rand(bsz, generator=generator).to(text_emb.device)
+    drop_text = u < 2 * prob
+    drop_image = (u >= prob) & (u < 3 * prob)
+    text = torch.where(drop_text.reshape(bsz, 1, 1), null_text_emb.to(text_emb.dtype).expand_as(text_emb), text_emb)
+    image = image_latents * (~drop_image).to(image_latents.dtype).reshape(bsz, 1, 1, 1)
+    return text, image, drop_text, drop_image
+
+
+def ip2p_loss(
+    unet: Any,
+    noise_scheduler: Any,
+    latents: torch.Tensor,
+    image_latents: torch.Tensor,
+    text_emb: torch.Tensor,
+    null_text_emb: torch.Tensor,
+    dropout_prob: float,
+    generator: torch.Generator,
+    weight_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The IP2P training loss of one micro-batch.
+
+    ``latents``: scaled latents of the edited images; ``image_latents``: unscaled mode of the
+    input images (what the pipeline concatenates at inference). Noise, timesteps and the
+    conditioning dropout are drawn from ``generator`` in that order.
+    """
+    device = latents.device
+    bsz = latents.shape[0]
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), generator=generator).to(device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    if dropout_prob > 0:
+        text_emb, image_latents, _, _ = conditioning_dropout(text_emb, image_latents, null_text_emb, dropout_prob, generator)
+    model_in = torch.cat([noisy, image_latents.to(noisy.dtype)], dim=1)
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        target = noise
+    elif prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        raise ValueError(f"unknown prediction type {prediction_type}")
+    cond = text_emb.to(weight_dtype)
+    pred = unet(model_in, timesteps, cond).sample
+    return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+# ----------------------------------------------------------------------------- components
+@dataclass
+class Components:
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    unet: Any
+    noise_scheduler: Any
+    description: str  # for the model card
+
+
+def ddpm_scheduler() -> Any:
+    """SD-1.x's training noise schedule (scaled linear betas, 1000 steps, epsilon prediction)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         clip_sample=False, prediction_type="epsilon", steps_offset=1)
+
+
+def vae_images(paths: Paths, examples: Sequence[Example], resolution: int) -> torch.Tensor:
+    """Images the shared VAE learns from: colour + line art of the manifest's train split when
+    there is one (the same for every caption source), else the source's own pairs. uint8 (N,3,H,W)."""
+    files: list[Path] = []
+    if paths.manifest.exists():
+        from .manifest import read_manifest
+
+        df = read_manifest(paths.manifest)
+        df = df[df["split"] == "train"]
+        files = [paths.root / p for col in ("lineart", "color") for p in df[col].tolist()]
+    if not files:
+        files = [e.input_image for e in examples] + [e.edited_image for e in examples]
+    arr = np.stack([load_image(f, resolution) for f in files])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force: bool = False) -> Any:
+    """Load the profile's scratch VAE from ``paths.model("vae")``, training it first if needed."""
+    from diffusers import AutoencoderKL
+
+    from .scratch_models import train_vae
+
+    out = paths.model("vae")
+    key = {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
+           "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed}
+    summary_file = out / "vae_summary.json"
+    if not force and summary_file.exists():
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary.get("config") == key:
+            log.info("using the shared VAE in %s (trained earlier)", out)
+            return AutoencoderKL.from_pretrained(out)
+        log.info("the VAE in %s was trained with other settings; training it again", out)
+    images = vae_images(paths, examples, cfg.resolution)
+    vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae_steps, cfg.vae_batch_size, cfg.vae_learning_rate,
+                         cfg.vae_kl_weight, cfg.seed, chroma_weight=cfg.vae_chroma_weight)
+    with _atomic_dir(out) as tmp:
+        vae.save_pretrained(tmp)
+        atomic_write_json({"config": key, "n_images": int(images.shape[0]), **dataclasses.asdict(res)},
+                          tmp / "vae_summary.json")
+    return vae
+
+
+def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force_vae: bool = False) -> Components:
+    """VAE, text encoder, tokenizer, 8-channel UNet and training noise scheduler for ``cfg``."""
+    from .scratch_models import build_text_encoder, build_unet, widen_conv_in
+
+    if cfg.model_source == "scratch":
+        from .tokenizer import offline_clip_tokenizer
+
+        vae = shared_vae(cfg, paths, examples, force=force_vae)
+        text_encoder = build_text_encoder(cfg.arch, seed=cfg.seed)
+        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed)
+        desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), a small VAE "
+                f"trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`), a frozen "
+                "random-weight CLIP text transformer and the real CLIP BPE tokenizer (built offline from open_clip's "
+                "vocabulary). Offline stand-in for fine-tuning `timbrooks/instruct-pix2pix`.")
+        return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(), desc)
+
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    src, rev = cfg.pretrained_model, cfg.revision
+    tokenizer = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer", revision=rev)
+    text_encoder = CLIPTextModel.from_pretrained(src, subfolder="text_encoder", revision=rev)
+    vae = AutoencoderKL.from_pretrained(src, subfolder="vae", revision=rev)
+    unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet", revision=rev)
+    noise_scheduler = DDPMScheduler.from_pretrained(src, subfolder="scheduler", revision=rev)
+    widened = widen_conv_in(unet)
+    desc = f"fine-tuned from `{src}`" + (" (conv_in widened from 4 to 8 channels, new channels zero)" if widened else "")
+    return Components(vae, text_encoder, tokenizer, unet, noise_scheduler, desc)
+
+
+def tokenize(tokenizer: Any, prompts: Sequence[str]) -> torch.Tensor:
+    return tokenizer(list(prompts), max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
+                     return_tensors="pt").input_ids
+
+
+@torch.no_grad()
+def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], device: torch.device,
+                   dtype: torch.dtype = torch.float32, batch_size: int = 64) -> torch.Tensor:
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        ids = tokenize(tokenizer, prompts[i : i + batch_size]).to(device)
+        out.append(text_encoder(ids)[0].to(dtype))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def encode_images(vae: Any, images_u8: torch.Tensor, device: torch.device, dtype: torch.dtype,
+                  batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """VAE posterior (mean, std) of uint8 images, unscaled, in float32 on the CPU."""
+    means, stds = [], []
+    for i in range(0, images_u8.shape[0], batch_size):
+        post = vae.encode(to_unit(images_u8[i : i + batch_size]).to(device, dtype)).latent_dist
+        means.append(post.mean.float().cpu())
+        stds.append(post.std.float().cpu())
+    return torch.cat(means), torch.cat(stds)
+
+
+@dataclass
+class LatentCache:
+    """Frozen-encoder outputs: [flip] -> (N,4,h,w) tensors, and one embedding per unique prompt."""
+
+    target_mean: list[torch.Tensor]
+    target_std: list[torch.Tensor]
+    input_mode: list[torch.Tensor]
+    prompt_emb: torch.Tensor  # (n_unique, L, D)
+    prompt_index: torch.Tensor  # (N,) index into prompt_emb
+
+
+def build_cache(comp: Components, inputs: torch.Tensor, targets: torch.Tensor, prompts: Sequence[str],
+                device: torch.device, dtype: torch.dtype, flips: bool) -> LatentCache:
+    tm, ts, im = [], [], []
+    for flip in ([False, True] if flips else [False]):
+        x_in = inputs.flip(-1) if flip else inputs
+        x_out = targets.flip(-1) if flip else targets
+        m, s = encode_images(comp.vae, x_out, device, dtype)
+        tm.append(m)
+        ts.append(s)
+        im.append(encode_images(comp.vae, x_in, device, dtype)[0])  # the mode of a Gaussian is its mean
+    unique = sorted(set(prompts))
+    emb = encode_prompts(comp.tokenizer, comp.text_encoder, unique, device, dtype).float().cpu()
+    lookup = {p: i for i, p in enumerate(unique)}
+    return LatentCache(tm, ts, im, emb, torch.tensor([lookup[p] for p in prompts], dtype=torch.long))
+
+
+# ------------------------------------------------------------------------------ utilities
+class _atomic_dir:
+    """Write a folder under a temporary name; replace ``path`` with it only on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+
+    def __enter__(self) -> Path:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = self.path.with_name(f".{self.path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    dirs = [d for d in run_dir.glob("checkpoint-*") if d.is_dir() and d.name.split("-")[-1].isdigit()]
+    return sorted(dirs, key=lambda d: int(d.name.split("-")[-1]))
+
+
+def resolve_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.input_image.name}|{e.edit_prompt}|{e.edited_image.name}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _image_grid(rows: Sequence[Sequence[Image.Image]], pad: int = 2) -> Image.Image:
+    w, h = rows[0][0].size
+    ncol = max(len(r) for r in rows)
+    grid = Image.new("RGB", (ncol * (w + pad) + pad, len(rows) * (h + pad) + pad), (128, 128, 128))
+    for i, r in enumerate(rows):
+        for j, im in enumerate(r):
+            grid.paste(im.convert("RGB").resize((w, h)), (pad + j * (w + pad), pad + i * (h + pad)))
+    return grid
+
+
+# ------------------------------------------------------------------------- the pipeline
+def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_scheduler: Any) -> Any:
+    """An IP2P pipeline around trained parts, sampling with Euler-ancestral (as timbrooks/instruct-pix2pix)."""
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+
+    scheduler = EulerAncestralDiscreteScheduler.from_config(noise_scheduler.config)
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> Any:
+    """Load a saved (or hub) IP2P pipeline; fp32 on CPU, fp16 on CUDA unless ``dtype`` says otherwise."""
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    src = str(model_dir)
+    local = Path(src)
+    looks_local = local.exists() or local.is_absolute() or src.startswith(".") or src.count("/") != 1
+    if looks_local and not (local / "model_index.json").exists():
+        raise FileNotFoundError(f"{local} is not a saved pipeline (no model_index.json): run notebooks/04_finetune.ipynb first")
+    if dtype is None:
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if not local.exists():  # a hub id (full profile): skip the safety checker the study does not use
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(src, **kwargs)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_base_pipeline(cfg: TrainConfig | None = None, device: str = "cuda") -> Any:
+    """The zero-shot baseline: ``timbrooks/instruct-pix2pix`` from the hub (full profile only)."""
+    return load_pipeline(cfg.pretrained_model if cfg else BASE_MODEL, device=device)
+
+
+def generate(
+    pipe: Any,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    steps: int = 100,
+    text_guidance: float = 7.5,
+    image_guidance: float = 1.5,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[Image.Image]:
+    """Edit ``images[i]`` with ``prompts[i]``; batched, image ``i`` seeded with ``seed + i``.
+
+    The seeding per image makes the outputs independent of ``batch_size``.
+    """
+    if len(images) != len(prompts):
+        raise ValueError(f"generate() got {len(images)} images but {len(prompts)} prompts")
+    device = pipe.device
+    gen_device = "cpu" if device.type == "mps" else device
+    out: list[Image.Image] = []
+    for i in tqdm(range(0, len(images), batch_size), desc="generate", disable=not progress, leave=False):
+        ims = [im.convert("RGB") for im in images[i : i + batch_size]]
+        gens = [torch.Generator(device=gen_device).manual_seed(seed + i + k) for k in range(len(ims))]
+        res = pipe(prompt=list(prompts[i : i + batch_size]), image=ims, num_inference_steps=steps,
+                   guidance_scale=text_guidance, image_guidance_scale=image_guidance, generator=gens,
+                   output_type="pil")
+        out.extend(res.images)
+    return out
+
+
+# ------------------------------------------------------------------------------ training
+@dataclass
+class TrainResult:
+    model_dir: Path
+    log: pd.DataFrame
+    skipped: bool
+
+
+def run_dir_for(paths: Paths, source: str) -> Path:
+    return paths.models / RUNS_DIR / f"ip2p_{source}"
+
+
+def train(
+    cfg: TrainConfig,
+    paths: Paths,
+    source: str,
+    resume_from_checkpoint: str | None = None,
+    force: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    """Train one IP2P model (see :func:`_train`), on ``cfg.cpu_threads`` threads when on CPU."""
+    previous = torch.get_num_threads()
+    if cfg.cpu_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return _train(cfg, paths, source, resume_from_checkpoint, force, stop_after)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    cfg: TrainConfig,
+    paths: Paths,
+    source: str,
+    resume_from_checkpoint: str | None = None,
+    force: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    """Train one IP2P model on ``data/instructions/<p>/<source>`` and save it to ``paths.model(f"ip2p_{source}")``.
+
+    Skips the work when that folder already holds a model trained with the same settings on the
+    same data (unless ``force``). ``resume_from_checkpoint``: ``"latest"`` or a checkpoint folder
+    name/path in ``paths.models/runs/ip2p_<source>``. ``stop_after`` ends the run after that many
+    optimiser steps without saving a pipeline (used to test resuming). Returns the model folder.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    folder = paths.instructions(source)
+    examples = read_metadata(folder)
+    model_dir = paths.model(f"ip2p_{source}")
+    run_dir = run_dir_for(paths, source)
+    fp = {"config": cfg.fingerprint(), "data": data_fingerprint(examples), "source": source}
+    summary_file = model_dir / "train_summary.json"
+    if not force and summary_file.exists():
+        done = json.loads(summary_file.read_text(encoding="utf-8"))
+        if done.get("fingerprint") == fp:
+            log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
+            return model_dir
+
+    inputs_u8, targets_u8 = load_pairs(examples, cfg.resolution)  # fails early, naming a bad image file
+    device = resolve_device()
+    mixed = cfg.mixed_precision if device == "cuda" else "no"
+    if mixed != cfg.mixed_precision:
+        log.info("no CUDA: training in fp32 instead of %s", cfg.mixed_precision)
+    accelerator = Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              cpu=device == "cpu")
+    if cfg.allow_tf32 and device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    set_seed(cfg.seed)
+
+    comp = build_components(cfg, paths, examples)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+    comp.vae.requires_grad_(False).eval()
+    comp.text_encoder.requires_grad_(False).eval()
+    comp.vae.to(accelerator.device, dtype=weight_dtype)
+    comp.text_encoder.to(accelerator.device, dtype=weight_dtype)
+    unet = comp.unet
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+
+    ema = None
+    if cfg.use_ema:
+        from diffusers import UNet2DConditionModel
+
+        ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
+
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                  weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+    lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer,
+                                 num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=cfg.max_train_steps * accelerator.num_processes)
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    # data: everything in memory (loaded above); cached encoder outputs when asked
+    prompts = [e.edit_prompt for e in examples]
+    null_emb = encode_prompts(comp.tokenizer, comp.text_encoder, [""], accelerator.device, weight_dtype)
+    cache = None
+    if cfg.cache_latents:
+        t0 = time.perf_counter()
+        cache = build_cache(comp, inputs_u8, targets_u8, prompts, accelerator.device, weight_dtype, cfg.random_flip)
+        log.info("cached latents of %d pairs and %d prompts in %.1f s", len(examples), cache.prompt_emb.shape[0],
+                 time.perf_counter() - t0)
+    scaling = comp.vae.config.scaling_factor
+    n = len(examples)
+    order = BatchOrder(n, cfg.seed)
+    n_proc, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = cfg.train_batch_size * n_proc
+
+    # resume -------------------------------------------------------------------------
+    global_step = 0
+    log_rows: list[dict[str, Any]] = []
+    run_info = {"fingerprint": fp}
+    if resume_from_checkpoint is None:
+        if accelerator.is_main_process:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        ckpt: Path | None
+        if resume_from_checkpoint == "latest":
+            found = _checkpoints(run_dir) if run_dir.exists() else []
+            ckpt = found[-1] if found else None
+        else:
+            ckpt = Path(resume_from_checkpoint)
+            if not ckpt.is_absolute():
+                ckpt = run_dir / ckpt.name
+            if not ckpt.exists():
+                raise FileNotFoundError(f"checkpoint {ckpt} does not exist; use 'latest' or one of {[d.name for d in _checkpoints(run_dir)]}")
+        info_file = run_dir / "run_info.json"
+        if ckpt is not None and info_file.exists() and json.loads(info_file.read_text())["fingerprint"] != fp:
+            log.warning("checkpoints in %s come from other settings or data; starting a new run", run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            ckpt = None
+        if ckpt is None:
+            log.info("no checkpoint to resume from in %s; starting a new run", run_dir)
+            if accelerator.is_main_process:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            accelerator.load_state(str(ckpt))
+            global_step = int(ckpt.name.split("-")[-1])
+            log_file = ckpt / "train_log.csv"
+            if log_file.exists():
+                log_rows = pd.read_csv(log_file).to_dict("records")
+            log.info("resumed from %s at step %d", ckpt, global_step)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:
+        atomic_write_json(run_info, run_dir / "run_info.json")
+
+    # validation examples: the first few training pairs (a check that the model learns them),
+    # preferring pairs captioned by this source itself when the metadata says who wrote each prompt
+    own = [i for i, e in enumerate(examples)
+           if e.caption_source and (e.caption_source == source or (source != "reference" and e.caption_source != "reference"))]
+    val_idx = (own + [i for i in range(n) if i not in set(own)])[: min(cfg.num_validation_images, n)]
+    n_val = len(val_idx)
+    val_images = [Image.fromarray(inputs_u8[i].permute(1, 2, 0).numpy()) for i in val_idx]
+    val_targets = [Image.fromarray(targets_u8[i].permute(1, 2, 0).numpy()) for i in val_idx]
+    val_prompts = [prompts[i] for i in val_idx]
+
+    def validate(step: int) -> None:
+        if not accelerator.is_main_process or n_val == 0:
+            return
+        model = accelerator.unwrap_model(unet)
+        if ema is not None:
+            ema.store(model.parameters())
+            ema.copy_to(model.parameters())
+        model.eval()
+        pipe = make_pipeline(comp.vae, comp.text_encoder, comp.tokenizer, model, comp.noise_scheduler)
+        with torch.autocast(accelerator.device.type, enabled=mixed != "no", dtype=weight_dtype):
+            outs = generate(pipe, val_images, val_prompts, steps=cfg.validation_inference_steps,
+                            text_guidance=cfg.text_guidance, image_guidance=cfg.image_guidance, seed=cfg.seed)
+        model.train()
+        if ema is not None:
+            ema.restore(model.parameters())
+        atomic_write_image(_image_grid([[a, b, c] for a, b, c in zip(val_images, outs, val_targets)]),
+                           run_dir / "validation" / f"step-{step:06d}.png")
+        atomic_write_json({"columns": ["input", "output", "target"], "prompts": val_prompts, "step": step,
+                           "inference_steps": cfg.validation_inference_steps, "seed": cfg.seed},
+                          run_dir / "validation" / f"step-{step:06d}.json")
+
+    def write_log(path: Path) -> None:
+        if accelerator.is_main_process:
+            atomic_write_text(pd.DataFrame(log_rows).to_csv(index=False), path)
+
+    def save_checkpoint(step: int) -> None:
+        if accelerator.is_main_process and cfg.checkpoints_total_limit is not None:
+            existing = _checkpoints(run_dir)
+            extra = len(existing) - cfg.checkpoints_total_limit + 1
+            for old in existing[: max(0, extra)]:
+                log.info("removing old checkpoint %s (checkpoints_total_limit=%d)", old.name, cfg.checkpoints_total_limit)
+                shutil.rmtree(old)
+        target = run_dir / f"checkpoint-{step}"
+        accelerator.save_state(str(target))
+        write_log(target / "train_log.csv")
+        log.info("saved %s", target)
+
+    if global_step == 0 and accelerator.is_main_process:
+        validate(0)
+
+    # the loop -------------------------------------------------------------------------
+    accum = cfg.gradient_accumulation_steps
+    last_step = cfg.max_train_steps if stop_after is None else min(cfg.max_train_steps, stop_after)
+    pbar = tqdm(range(global_step, last_step), desc=f"train {source}", disable=not accelerator.is_local_main_process,
+                mininterval=2.0)
+    t_start = time.perf_counter()
+    while global_step < last_step:
+        t0 = time.perf_counter()
+        step_loss = 0.0
+        for micro in range(accum):
+            g = step_generator(cfg.seed, global_step, micro)
+            start = (global_step * accum + micro) * global_batch
+            idx = order.indices(start, global_batch)[rank * cfg.train_batch_size : (rank + 1) * cfg.train_batch_size]
+            bsz = len(idx)
+            flip = (torch.rand(bsz, generator=g) < 0.5) if cfg.random_flip else torch.zeros(bsz, dtype=torch.bool)
+            if cache is not None:
+                f = flip.long()
+                mean = torch.stack([cache.target_mean[int(fi)][i] for fi, i in zip(f, idx)])
+                std = torch.stack([cache.target_std[int(fi)][i] for fi, i in zip(f, idx)])
+                image_latents = torch.stack([cache.input_mode[int(fi)][i] for fi, i in zip(f, idx)])
+                text_emb = cache.prompt_emb[cache.prompt_index[idx]]
+                latents = mean + std * torch.randn(mean.shape, generator=g)
+                latents, image_latents = latents.to(accelerator.device), image_latents.to(accelerator.device)
+                text_emb = text_emb.to(accelerator.device)
+            else:
+                x_in, x_out = to_unit(inputs_u8[idx]), to_unit(targets_u8[idx])
+                fl = flip.reshape(-1, 1, 1, 1)
+                x_in, x_out = torch.where(fl, x_in.flip(-1), x_in), torch.where(fl, x_out.flip(-1), x_out)
+                with torch.no_grad():
+                    post = comp.vae.encode(x_out.to(accelerator.device, weight_dtype)).latent_dist
+                    eps_z = torch.randn(post.mean.shape, generator=g).to(accelerator.device, post.mean.dtype)
+                    latents = post.mean + post.std * eps_z
+                    image_latents = comp.vae.encode(x_in.to(accelerator.device, weight_dtype)).latent_dist.mode()
+                    ids = tokenize(comp.tokenizer, [prompts[int(i)] for i in idx]).to(accelerator.device)
+                    text_emb = comp.text_encoder(ids)[0]
+            latents = latents.float() * scaling
+            with accelerator.accumulate(unet):
+                loss = ip2p_loss(unet, comp.noise_scheduler, latents, image_latents, text_emb, null_emb,
+                                 cfg.conditioning_dropout_prob, g, weight_dtype)
+                step_loss += accelerator.gather(loss.detach().repeat(bsz)).mean().item() / accum
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(unet).parameters())
+        global_step += 1
+        dt = time.perf_counter() - t0
+        log_rows.append({"step": global_step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0],
+                         "step_seconds": dt, "it_per_s": 1.0 / dt, "samples_per_s": global_batch * accum / dt,
+                         "elapsed_s": time.perf_counter() - t_start})
+        pbar.update(1)
+        pbar.set_postfix(loss=f"{step_loss:.4f}")
+        if global_step % cfg.log_every == 0:
+            write_log(run_dir / "train_log.csv")
+        if global_step % cfg.checkpointing_steps == 0:
+            save_checkpoint(global_step)
+        if global_step % cfg.validation_steps == 0 or global_step == cfg.max_train_steps:
+            validate(global_step)
+    pbar.close()
+    write_log(run_dir / "train_log.csv")
+    accelerator.wait_for_everyone()
+    if global_step < cfg.max_train_steps:
+        log.info("stopped after step %d of %d (stop_after); no pipeline saved", global_step, cfg.max_train_steps)
+        accelerator.end_training()
+        return model_dir
+
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(unet)
+        if ema is not None:
+            ema.copy_to(model.parameters())
+        if cfg.gradient_checkpointing:
+            model.disable_gradient_checkpointing()
+        pipe = make_pipeline(comp.vae.to(torch.float32), comp.text_encoder.to(torch.float32), comp.tokenizer,
+                             model.to(torch.float32), comp.noise_scheduler)
+        df = pd.DataFrame(log_rows)
+        summary = {
+            "fingerprint": fp, "source": source, "profile": paths.profile, "n_pairs": n,
+            "caption_stand_in": caption_stand_in(paths, source), "model": comp.description,
+            "stand_in": (f"SD-architecture model trained from scratch instead of fine-tuned {BASE_MODEL}"
+                         if cfg.model_source == "scratch" else None),
+            "steps": global_step, "final_loss_mean_last_10pct": float(df["loss"].tail(max(1, len(df) // 10)).mean()),
+            "first_loss_mean_first_10pct": float(df["loss"].head(max(1, len(df) // 10)).mean()),
+            "median_it_per_s": float(df["it_per_s"].median()), "median_samples_per_s": float(df["samples_per_s"].median()),
+            "train_seconds": float(df["step_seconds"].sum()), "device": str(accelerator.device), "mixed_precision": mixed,
+            "config": dataclasses.asdict(cfg),
+        }
+        with _atomic_dir(model_dir) as tmp:
+            pipe.save_pretrained(tmp)
+            atomic_write_text(df.to_csv(index=False), tmp / "train_log.csv")
+            if (run_dir / "validation").exists():
+                shutil.copytree(run_dir / "validation", tmp / "validation")
+            atomic_write_text(model_card(cfg, paths, source, summary), tmp / "README.md")
+            atomic_write_json(summary, tmp / "train_summary.json")
+        log.info("saved the pipeline to %s", model_dir)
+    accelerator.end_training()
+    return model_dir
+
+
+def model_card(cfg: TrainConfig, paths: Paths, source: str, summary: dict[str, Any]) -> str:
+    """A Hugging Face model card (README.md) for a trained pipeline folder."""
+    rel = lambda p: os.path.relpath(p, paths.model(f"ip2p_{source}"))
+    stand_in = summary.get("caption_stand_in")
+    base = cfg.pretrained_model if cfg.model_source == "pretrained" else None
+    lines = [
+        "---",
+        "library_name: diffusers",
+        "pipeline_tag: image-to-image",
+        "tags: [instruct-pix2pix, line-art-colorization, t2p]",
+        *([f"base_model: {base}"] if base else []),
+        "---",
+        "",
+        f"# t2p InstructPix2Pix — `{source}` captions ({paths.profile} profile)",
+        "",
+        "Colours uncoloured character line art from a text instruction (\"Turn it into ...\").",
+        "",
+        "## Data",
+        f"- {summary['n_pairs']} (line art, instruction, colour image) training pairs from "
+        f"`{paths.instructions(source).relative_to(paths.root)}/metadata.jsonl`, {cfg.resolution} px.",
+        f"- Caption source: `{source}`" + (f" — **stand-in**: {stand_in}." if stand_in else "."),
+        "- Images: Pokémon dream-world sprites (© The Pokémon Company), or synthetic creatures in the smoke profile; "
+        "not redistributed.",
+        "",
+        "## Training",
+        f"- Model: {summary['model']}",
+        f"- {summary['steps']} optimiser steps, batch {cfg.train_batch_size} x {cfg.gradient_accumulation_steps} "
+        f"accumulation, lr {cfg.learning_rate} ({cfg.lr_scheduler}), "
+        f"{'fp32' if summary['mixed_precision'] == 'no' else summary['mixed_precision'] + ' mixed'} precision on "
+        f"{summary['device']}, EMA {'on' if cfg.use_ema else 'off'}, conditioning dropout {cfg.conditioning_dropout_prob}, "
+        f"random flip {'on' if cfg.random_flip else 'off'}, gradient checkpointing "
+        f"{'on' if cfg.gradient_checkpointing else 'off'}, seed {cfg.seed}.",
+        f"- Loss: {summary['first_loss_mean_first_10pct']:.4f} (first 10 % of steps) -> "
+        f"{summary['final_loss_mean_last_10pct']:.4f} (last 10 %); {summary['median_it_per_s']:.2f} it/s, "
+        f"{summary['median_samples_per_s']:.1f} samples/s; {summary['train_seconds']:.0f} s of training.",
+        "- Loss curve and throughput: [train_log.csv](train_log.csv); validation grids (input | output | target): "
+        "[validation/](validation/).",
+        "",
+        "## Use",
+        "```python",
+        "from t2p_utils.train import load_pipeline, generate",
+        f"pipe = load_pipeline('{paths.model(f'ip2p_{source}').relative_to(paths.root)}')",
+        f"out = generate(pipe, [lineart], ['Turn it into a red creature with a yellow belly'], steps={cfg.inference_steps}, "
+        f"text_guidance={cfg.text_guidance}, image_guidance={cfg.image_guidance}, seed={cfg.seed})",
+        "```",
+        "",
+        "## Evaluation",
+        f"Metrics on the held-out test split: [{rel(paths.reports)}]({rel(paths.reports)}) "
+        "(notebooks/05_compare.ipynb, `reports/<profile>/index.html`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def available_sources(paths: Paths, wanted: Sequence[str] | None = None) -> list[str]:
+    """Caption sources with an instruction folder on disk (in ``wanted`` order when given)."""
+    root = paths.instructions("x").parent
+    found = sorted(d.name for d in root.iterdir() if (d / "metadata.jsonl").exists()) if root.exists() else []
+    if wanted is None:
+        return found
+    return [s for s in wanted if s in found]
+
+
+def train_all(cfg: TrainConfig, paths: Paths, force: bool = False) -> dict[str, Path]:
+    """Train one model per caption source in ``cfg.sources`` that has an instruction folder.
+
+    Up-to-date models are skipped; an interrupted run resumes from its latest checkpoint
+    (when that checkpoint has the same settings and data); ``force`` starts afresh.
+    """
+    sources = available_sources(paths, cfg.sources)
+    if not sources:
+        raise FileNotFoundError(f"no instruction folder for any of {cfg.sources} under {paths.instructions('x').parent}: "
+                                "run the captioning notebooks 02 and 03 first")
+    return {s: train(cfg, paths, s, resume_from_checkpoint=None if force else "latest", force=force) for s in sources}
+
+
+# -------------------------------------------------------------------------- command line
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m t2p_utils.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, help="params/<profile>.yaml (its train: section)")
+    p.add_argument("--profile", help="smoke | cpu | full (default: the config file's profile)")
+    p.add_argument("--source", action="append", help="caption source(s) to train (default: the config's sources found on disk)")
+    p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint-<step> folder')
+    p.add_argument("--force", action="store_true", help="retrain even when an up-to-date model exists")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a train: key (YAML value), e.g. --set max_train_steps=10")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    import yaml
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    if args.config is None and args.profile is None:
+        raise SystemExit("give --config params/<profile>.yaml or --profile <profile>")
+    if args.config is not None:
+        data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        profile = args.profile or data.get("profile")
+        if profile is None:
+            raise SystemExit(f"{args.config} has no profile: key; pass --profile")
+        values = dict(data.get("train") or {})
+        where = f"{args.config} [train]"
+    else:
+        profile = args.profile
+        values = dict(load_params(profile).get("train") or {})
+        where = f"params/{profile}.yaml [train]"
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        values[key] = yaml.safe_load(raw)
+    cfg = from_dict(TrainConfig, values, where=where)
+    paths = Paths.for_profile(profile)
+    sources = args.source or available_sources(paths, cfg.sources)
+    if not sources:
+        raise SystemExit(f"no caption source to train: none of {cfg.sources} has {paths.instructions('<source>')}/metadata.jsonl")
+    return [train(cfg, paths, s, resume_from_checkpoint=args.resume_from_checkpoint, force=args.force) for s in sources]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+
+
+# ------------------------------------------------------------------ notebook 04 helpers
+def sources_table(cfg: TrainConfig, paths: Paths) -> pd.DataFrame:
+    """The caption sources the config asks for, whether their instruction folder exists, and stand-ins."""
+    found = set(available_sources(paths))
+    rows = []
+    for s in cfg.sources:
+        folder = paths.instructions(s)
+        n = len(read_metadata(folder)) if s in found else 0
+        rows.append({"source": s, "pairs": n, "found": s in found, "stand_in": caption_stand_in(paths, s) or "",
+                     "model": str(paths.model(f"ip2p_{s}").relative_to(paths.root))})
+    return pd.DataFrame(rows)
+
+
+def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
+    """One row per trained model from its ``train_summary.json``."""
+    rows = []
+    for s in sources:
+        f = paths.model(f"ip2p_{s}") / "train_summary.json"
+        if not f.exists():
+            continue
+        d = json.loads(f.read_text(encoding="utf-8"))
+        rows.append({"source": s, "steps": d["steps"], "pairs": d["n_pairs"],
+                     "loss first 10%": round(d["first_loss_mean_first_10pct"], 4),
+                     "loss last 10%": round(d["final_loss_mean_last_10pct"], 4),
+                     "it/s": round(d["median_it_per_s"], 2), "samples/s": round(d["median_samples_per_s"], 1),
+                     "train s": round(d["train_seconds"], 1), "device": d["device"],
+                     "caption stand-in": d.get("caption_stand_in") or ""})
+    vae = paths.model("vae") / "vae_summary.json"
+    if vae.exists():
+        v = json.loads(vae.read_text(encoding="utf-8"))
+        rows.append({"source": "(shared VAE)", "steps": v["steps"], "pairs": v["n_images"],
+                     "loss last 10%": round(v["final_loss"], 4), "train s": round(v["seconds"], 1),
+                     "caption stand-in": f"reconstruction PSNR {v['psnr']:.1f} dB"})
+    return pd.DataFrame(rows)
+
+
+def figures_dir(paths: Paths) -> Path:
+    d = paths.reports / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def plot_loss_curves(paths: Paths, sources: Sequence[str], window: int = 20) -> Path:
+    """Training loss (raw and moving average) and samples/s of every trained source; saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for s in sources:
+        f = paths.model(f"ip2p_{s}") / "train_log.csv"
+        if not f.exists():
+            continue
+        df = pd.read_csv(f)
+        label = s + (" (palette stand-in)" if caption_stand_in(paths, s) else "")
+        line, = ax.plot(df["step"], df["loss"], alpha=0.25)
+        ax.plot(df["step"], df["loss"].rolling(min(window, len(df)), min_periods=1).mean(), color=line.get_color(),
+                label=label)
+        ax2.plot(df["step"], df["samples_per_s"].rolling(min(window, len(df)), min_periods=1).median(),
+                 color=line.get_color(), label=label)
+    ax.set(xlabel="optimiser step", ylabel="MSE (epsilon)", title="training loss (faint: per step)")
+    ax.set_yscale("log")
+    ax2.set(xlabel="optimiser step", ylabel="samples / s", title="throughput (moving median)")
+    ax.legend()
+    fig.tight_layout()
+    out = figures_dir(paths) / "04_loss_curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_validation(paths: Paths, source: str, max_steps: int = 4) -> Path | None:
+    """The seeded validation grids (rows: examples; columns: input | output | target) at a few steps."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    folder = paths.model(f"ip2p_{source}") / "validation"
+    files = sorted(folder.glob("step-*.png"))
+    if not files:
+        return None
+    pick = [files[round(i)] for i in np.linspace(0, len(files) - 1, min(max_steps, len(files)))]
+    pick = list(dict.fromkeys(pick))
+    fig, axes = plt.subplots(1, len(pick), figsize=(3.2 * len(pick), 4.2), squeeze=False)
+    for ax, f in zip(axes[0], pick):
+        meta = json.loads(f.with_suffix(".json").read_text(encoding="utf-8"))
+        ax.imshow(Image.open(f), interpolation="nearest")
+        ax.set_title(f"step {meta['step']}")
+        ax.axis("off")
+    prompts = json.loads(pick[-1].with_suffix(".json").read_text(encoding="utf-8"))["prompts"]
+    stand = caption_stand_in(paths, source)
+    fig.suptitle(f"{source}{' (' + stand + ')' if stand else ''}: input | output | target per row\n"
+                 + "\n".join(f"{i + 1}. {p[:90]}" for i, p in enumerate(prompts)), fontsize=8)
+    fig.tight_layout()
+    out = figures_dir(paths) / f"04_validation_{source}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def findings_text(paths: Paths, sources: Sequence[str]) -> str:
+    """A markdown paragraph of what this run's training did, computed from the saved summaries."""
+    df = training_summary(paths, sources)
+    models = df[df["source"] != "(shared VAE)"] if not df.empty else df
+    if models.empty:
+        return "No model was trained (no instruction folder found)."
+    parts = []
+    for _, r in models.iterrows():
+        label = r["source"] + (f" ({r['caption stand-in']})" if r["caption stand-in"] else "")
+        parts.append(f"- **{label}**: {r['steps']} steps on {r['pairs']} pairs, loss {r['loss first 10%']:.3f} -> "
+                     f"{r['loss last 10%']:.3f} (mean of the first / last 10 % of steps), {r['samples/s']:.1f} samples/s "
+                     f"on {r['device']}, {r['train s']:.0f} s.")
+    vae = df[df["source"] == "(shared VAE)"]
+    if not vae.empty:
+        v = vae.iloc[0]
+        parts.append(f"- shared VAE: {v['steps']} steps on {v['pairs']} images, {v['caption stand-in']}, {v['train s']:.0f} s.")
+    return "\n".join(parts)

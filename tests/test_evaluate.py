@@ -1,0 +1,262 @@
+"""05_compare on synthetic creatures: oracle backends with known answers, then a tiny real pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from t2p_utils import evaluate as E
+from t2p_utils.config import Paths
+from t2p_utils.synthetic import make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+N_CREATURES = 30  # -> 3 test ids
+
+
+def make_root(tmp: Path, n: int = N_CREATURES) -> Paths:
+    shutil.copytree(REPO / "params", tmp / "params")
+    paths = Paths.for_profile("smoke", root=tmp)
+    make_synthetic(paths, n=n, size=64, seed=42)
+    return paths
+
+
+def fake_model(paths: Paths, name: str) -> None:
+    folder = paths.model(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text("{}")
+
+
+class OracleBackend:
+    """``ip2p_clip`` returns the ground truth colour image; every other model returns the line art unchanged."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.truth: dict[bytes, Image.Image] = {}
+        for p in paths.lineart_dir.glob("*.png"):
+            line = Image.open(p).convert("RGB")
+            self.truth[line.tobytes()] = Image.open(paths.color_dir / p.name).convert("RGB")
+        self.loads: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+
+    def load(self, source: str, device: str) -> str:
+        self.loads.append(source)
+        return Path(source).name
+
+    def generate(self, pipe: str, images: list[Image.Image], prompts: list[str], steps: int,
+                 text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
+        self.calls.append({"pipe": pipe, "n": len(images), "tg": text_guidance, "ig": image_guidance, "seed": seed})
+        if pipe == "ip2p_clip":
+            return [self.truth[im.tobytes()].copy() for im in images]
+        return [im.copy() for im in images]
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, E.CompareConfig, OracleBackend, E.CompareResult]:
+    paths = make_root(tmp_path_factory.mktemp("oracle"))
+    for name in ("ip2p_cnn_lstm", "ip2p_clip"):
+        fake_model(paths, name)
+    cfg = E.load_compare_config("smoke", paths.root)
+    backend = OracleBackend(paths)
+    return paths, cfg, backend, E.run_compare(paths, cfg, backend=backend)
+
+
+def test_params_sections_build_configs() -> None:
+    smoke = E.load_compare_config("smoke", REPO)
+    full = E.load_compare_config("full", REPO)
+    assert "base" not in smoke.models and "base" in full.models
+    assert full.clip_direction and not smoke.clip_direction
+    assert E.load_compare_config("cpu", REPO).outline_l == 60.0 and full.outline_l == 35.0
+    assert min(full.sweep_image_guidance) == 1.0 and max(full.sweep_image_guidance) == 2.2
+    assert min(full.sweep_text_guidance) == 3.0 and max(full.sweep_text_guidance) == 12.0
+    with pytest.raises(ValueError, match="unknown key"):
+        E.section({"compare": {"stepz": 3}}, "compare", E.CompareConfig)
+
+
+def test_showcase_rule_is_an_even_spread() -> None:
+    ids = [f"s{i:03d}" for i in range(10, 0, -1)]  # unsorted on purpose
+    assert E.showcase_ids(ids, 3) == ["s001", "s005", "s010"]  # positions 0, round(4.5) = 4, 9
+    assert E.showcase_ids(ids, 1) == ["s001"]
+    assert E.showcase_ids(ids[:2], 5) == ["s009", "s010"]
+    assert E.caption_of("Turn it into a red cat.") == "a red cat"
+
+
+def test_oracle_rows_and_known_values(oracle_run: Any) -> None:
+    paths, _cfg, _backend, res = oracle_run
+    s = res.samples
+    assert len(s) == 3 * 2 * 2 * 2  # ids x models x variants x prompts (one seed)
+    assert sorted(s["id"].unique()) == res.summary["test_ids"] and len(res.summary["test_ids"]) == 3
+    gt = s[(s.model == "ip2p_clip") & (s.prompt == "faithful")]
+    assert (gt["psnr"] == math.inf).all() and (gt["delta_e"] == 0).all() and np.allclose(gt["ssim"], 1.0)
+    assert (gt["leakage"] == 0).all() and (gt["line_preservation"] == 1).all()
+    assert (gt["adherence"] >= 0.5).all()  # the body colour at least is present
+    cf = s[(s.model == "ip2p_clip") & (s.prompt == "counterfactual")]
+    assert (cf["adherence"] == 0).all()  # counterfactual colours are by construction absent from the truth
+    assert cf["psnr"].isna().all()
+    blank = s[(s.model == "ip2p_cnn_lstm") & (s.variant == "raw")]
+    assert (blank["adherence"] == 0).all() and (blank["leakage"] == 0).all() and (blank["line_preservation"] == 1).all()
+    assert (blank.loc[blank.prompt == "faithful", "delta_e"] > 5).all()
+    for rel in s["image"]:
+        assert (paths.reports / rel).exists()
+
+
+def test_summary_means_match_samples_and_paired_sign(oracle_run: Any) -> None:
+    _, _, _, res = oracle_run
+    m = res.metrics.set_index(["model", "variant", "prompt", "metric"])
+    s = res.samples
+    want = s[(s.model == "ip2p_cnn_lstm") & (s.variant == "raw") & (s.prompt == "faithful")]["delta_e"].mean()
+    row = m.loc[("ip2p_cnn_lstm", "raw", "faithful", "delta_e")]
+    assert row["mean"] == pytest.approx(want) and row["n"] == 3 and row["ci_low"] <= want <= row["ci_high"]
+    assert ("ip2p_cnn_lstm", "raw", "counterfactual", "psnr") not in m.index
+    p = res.paired.set_index(["a", "b", "prompt", "metric"])
+    d = p.loc[("ip2p_cnn_lstm/raw", "ip2p_clip/raw", "faithful", "delta_e")]
+    assert d["mean_diff"] == pytest.approx(want) and d["verdict"] == "ip2p_clip/raw better"
+    ad = p.loc[("ip2p_cnn_lstm/raw", "ip2p_clip/raw", "faithful", "adherence")]
+    assert ad["mean_diff"] < 0 and ad["verdict"] == "ip2p_clip/raw better"
+
+
+def test_files_labels_and_stand_ins(oracle_run: Any) -> None:
+    paths, _cfg, _backend, res = oracle_run
+    files = E.output_files(paths)
+    assert all(p.exists() for p in files.values())
+    js = json.loads(files["metrics_json"].read_text())
+    assert js["ip2p_clip"]["raw"]["faithful"]["psnr"]["mean"] == "inf"
+    assert "palette stand-in" in js["ip2p_clip"]["label"]
+    assert any("palette" in x for x in res.summary["stand_in"]) and any("scratch" in x for x in res.summary["stand_in"])
+    assert [m.name for m in res.models] == ["ip2p_cnn_lstm", "ip2p_clip"]  # ip2p_reference absent -> skipped
+    table = E.headline_table(res)
+    assert list(table.index.get_level_values("variant")) == ["raw", "protected"] * 2
+    assert table.loc[("CNN-LSTM captions", "raw"), "leakage ↓"].startswith("0.000 [")
+    found = E.findings(res)
+    assert found[0].startswith("smoke profile")
+    de = next(line for line in found if line.startswith("faithful instruction, delta_e"))
+    assert "CLIP captions (palette stand-in) beats CNN-LSTM captions" in de  # oracle ΔE 0 vs the unchanged line art
+
+
+def test_sweep_covers_the_grid(oracle_run: Any) -> None:
+    _, cfg, backend, res = oracle_run
+    sw = res.sweep
+    assert len(sw) == len(cfg.sweep_image_guidance) * len(cfg.sweep_text_guidance)
+    assert set(sw["model"]) == {"ip2p_clip"} and set(sw["id"]) == {res.showcase[0]}
+    sweep_calls = {(c["ig"], c["tg"]) for c in backend.calls if c["n"] == 1}
+    assert sweep_calls == {(ig, tg) for ig in cfg.sweep_image_guidance for tg in cfg.sweep_text_guidance}
+    assert (sw["delta_e"] == 0).all()  # the oracle ignores guidance
+
+
+def test_rerun_skips_unless_forced(oracle_run: Any) -> None:
+    paths, cfg, backend, res = oracle_run
+    n_loads = len(backend.loads)
+    again = E.run_compare(paths, cfg, backend=backend)
+    assert len(backend.loads) == n_loads  # nothing regenerated
+    pd.testing.assert_frame_equal(again.metrics, res.metrics, check_dtype=False)
+    forced = E.run_compare(paths, cfg, backend=backend, force=True)
+    assert len(backend.loads) == n_loads + 2
+    pd.testing.assert_frame_equal(forced.metrics, res.metrics)
+
+
+def test_full_profile_adds_zero_shot_base_seeds_and_clip_direction(tmp_path: Path) -> None:
+    from test_metrics import tiny_clip_scorer
+
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    paths = Paths.for_profile("full", root=tmp_path)
+    make_synthetic(paths, n=N_CREATURES, size=64, seed=42)
+    for name in ("ip2p_cnn_lstm", "ip2p_clip"):
+        fake_model(paths, name)
+    cfg = E.load_compare_config("full", paths.root)
+    assert cfg.seeds == [0, 1, 2] and "base" in cfg.models and cfg.clip_direction
+    cfg = dataclasses.replace(cfg, n_boot=200, seeds=[0, 1], sweep_image_guidance=[1.0, 2.2], sweep_text_guidance=[3.0, 12.0],
+                              torch_threads=1)
+    backend = OracleBackend(paths)
+    factory_calls: list[str] = []
+
+    def factory(c: E.CompareConfig, device: str) -> Any:
+        factory_calls.append(f"{c.clip_model}/{c.clip_pretrained}")
+        return tiny_clip_scorer()
+
+    res = E.run_compare(paths, cfg, backend=backend, clip_scorer_factory=factory)
+    assert factory_calls == ["ViT-L-14/openai"]
+    assert backend.loads[0] == "timbrooks/instruct-pix2pix"  # the zero-shot base comes from the hub
+    base = res.models[0]
+    assert base.name == "base" and "timbrooks/instruct-pix2pix" in base.display and base.stand_ins == ()
+    assert res.summary["stand_in"] == [] and "CLIP" in res.models[2].display and "stand-in" not in res.models[2].display
+    s = res.samples
+    assert len(s) == 3 * 3 * 2 * 2 * 2  # models x ids x variants x prompts x seeds
+    assert s["clip_direction"].notna().all() and s["clip_direction"].between(-1, 1).all()
+    # the base stand-in returns the line art unchanged: no image direction, similarity 0
+    assert (s.loc[(s.model == "base") & (s.variant == "raw"), "clip_direction"] == 0).all()
+    m = res.metrics.set_index(["model", "variant", "prompt", "metric"])
+    assert m.loc[("ip2p_clip", "raw", "faithful", "clip_direction"), "n"] == 3  # seeds averaged per id first
+    assert len(res.sweep) == 2 * 2 * 2  # image x text guidance x two sweep characters (full: sweep_ids 2)
+
+
+def test_clear_errors(tmp_path: Path) -> None:
+    paths = Paths.for_profile("smoke", root=tmp_path)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    cfg = E.load_compare_config("smoke", tmp_path)
+    with pytest.raises(FileNotFoundError, match="01_scrape"):
+        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    make_synthetic(paths, n=N_CREATURES, size=64, seed=42)
+    with pytest.raises(E.CompareError, match=r"ip2p_cnn_lstm is missing: run notebooks/04_finetune.ipynb"):
+        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    fake_model(paths, "ip2p_cnn_lstm")
+    paths.model("ip2p_clip").mkdir(parents=True)
+    with pytest.raises(E.CompareError, match="ip2p_clip has no model_index.json.*04_finetune"):
+        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    fake_model(paths, "ip2p_clip")
+    ref = paths.reference_captions
+    lines = ref.read_text().splitlines()
+    test_id = E.load_test_items(paths)[1].id
+    ref.write_text("\n".join(ln for ln in lines if not ln.startswith(test_id + ",")) + "\n")
+    with pytest.raises(E.CompareError, match=rf"test id\(s\) {test_id} have no faithful.*01_scrape"):
+        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny random diffusers pipeline through the real load/generate path
+# ---------------------------------------------------------------------------------------------
+def save_tiny_pipeline(folder: Path) -> None:
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+
+    from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
+    from t2p_utils.tokenizer import offline_clip_tokenizer
+
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=build_vae("tiny", 64), text_encoder=build_text_encoder("tiny"), tokenizer=offline_clip_tokenizer(),
+        unet=build_unet("tiny", 64),
+        scheduler=EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+
+
+def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+
+    threads = torch.get_num_threads()
+    paths = make_root(tmp_path)
+    save_tiny_pipeline(paths.model("ip2p_cnn_lstm"))
+    shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_clip"))
+    cfg = E.CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
+                          sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1)
+    backend = E.TrainBackend()  # t2p_utils.train.load_pipeline / generate
+    first = E.run_compare(paths, cfg, backend=backend)
+    assert len(first.samples) == 2 * 2 * 2 * 2
+    img = Image.open(paths.reports / first.samples["image"].iloc[0])
+    assert img.size == (64, 64)
+    prot = first.samples[first.samples.variant == "protected"]
+    assert (prot["leakage"] == 0).all() and (prot["line_preservation"] == 1).all()
+    # identical weights in both folders and per-call seeds -> identical outputs for both models
+    raw = first.samples[first.samples.variant == "raw"].set_index(["prompt", "id", "model"])["ssim"].unstack()
+    np.testing.assert_allclose(raw["ip2p_clip"], raw["ip2p_cnn_lstm"])
+    second = E.run_compare(paths, cfg, backend=backend, force=True)
+    pd.testing.assert_frame_equal(first.samples, second.samples)
+    assert len(second.sweep) == 2
+    assert torch.get_num_threads() == threads  # run_compare restores the thread count it changed

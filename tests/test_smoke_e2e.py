@@ -1,0 +1,99 @@
+"""The whole ``smoke`` profile end to end: ``./run_all.sh smoke`` in a copy of the repository.
+
+Runs the real notebooks through papermill with the environment this test runs in, then checks
+the files each step must leave and the report; a second run must resume with nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from t2p_utils.pipeline import STEPS
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.smoke
+
+
+def _copy_worktree(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for f in files:
+        src = REPO / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("study")
+    _copy_worktree(root)
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("T2P_ROOT", None)
+    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    (root / "first_run.log").write_text(proc.stdout + proc.stderr)
+    return root
+
+
+def test_every_step_ran_and_left_its_files(smoke_run: Path) -> None:
+    state = json.loads((smoke_run / "reports/smoke/steps.json").read_text())
+    assert [s["name"] for s in state["steps"]] == list(STEPS)
+    assert all(s["status"] == "ok" for s in state["steps"])
+    manifest = pd.read_csv(smoke_run / "data/processed/smoke/manifest.csv", dtype=str)
+    assert len(manifest) == 48 and (manifest["status"] == "ok").all()
+    for source in ("cnn_lstm", "clip"):
+        caps = pd.read_csv(smoke_run / f"data/captions/smoke/{source}.csv", dtype=str, keep_default_na=False)
+        assert set(caps["id"]) >= set(manifest.loc[manifest["split"] == "train", "id"])
+        assert caps["instruction"].str.startswith("Turn it into ").all()
+        meta = smoke_run / f"data/instructions/smoke/{source}/metadata.jsonl"
+        rows = [json.loads(line) for line in meta.read_text().splitlines()]
+        assert rows and {"input_image", "edit_prompt", "edited_image"} <= set(rows[0])
+        model = smoke_run / f"models/smoke/ip2p_{source}"
+        assert (model / "model_index.json").exists() and (model / "unet").is_dir()
+
+
+def test_metrics_cover_every_model_and_metric(smoke_run: Path) -> None:
+    metrics = json.loads((smoke_run / "reports/smoke/metrics.json").read_text())
+    models = [m for m in metrics if m.startswith("ip2p_")]
+    assert {"ip2p_cnn_lstm", "ip2p_clip"} <= set(models)
+    expected = {"psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence"}
+    for m in models:
+        faithful = metrics[m]["raw"]["faithful"]
+        assert expected <= set(faithful), (m, sorted(faithful))
+        for name, stats in faithful.items():
+            mean = float(stats["mean"])
+            assert stats["n"] >= 1 and (math.isnan(mean) or float(stats["ci_low"]) <= mean <= float(stats["ci_high"])), (m, name)
+        assert "protected" in metrics[m]
+    # the palette stand-in is named as such
+    assert any("palette" in s for s in metrics["ip2p_clip"]["stand_in"])
+
+
+def test_report_links_and_images_resolve(smoke_run: Path) -> None:
+    from t2p_utils.report import check_links
+
+    index = smoke_run / "reports/smoke/index.html"
+    html = index.read_text()
+    assert check_links(index) == []
+    for step in STEPS:
+        assert f"notebooks/{step}.html" in html
+    assert html.count("<img") >= 3 and "smoke" in html
+
+
+def test_second_run_resumes_with_nothing_to_do(smoke_run: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in (smoke_run / "reports/smoke/notebooks").glob("*.ipynb")}
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("T2P_ROOT", None)
+    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=smoke_run, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert proc.stderr.count("done earlier") == len(STEPS)
