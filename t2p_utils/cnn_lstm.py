@@ -21,8 +21,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from PIL import Image
 from torch import nn
 
 from .io import atomic_path, atomic_write_json
+from .threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +104,6 @@ class CnnLstmConfig:
     beam_size: int = 3
     seed: int = 42
     torch_threads: int = 1  # small models train much faster on one thread than on two busy cores (0 = torch default)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily run torch on ``n`` intra-op threads (``n`` <= 0 leaves the setting alone)."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class CaptionNet(nn.Module):

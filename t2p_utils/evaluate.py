@@ -49,6 +49,7 @@ from .captions_io import read_reference_csv
 from .config import Paths, load_params, section
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
+from .threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -475,14 +476,9 @@ def run_compare(
             return load_result(paths)
     import torch
 
-    threads = torch.get_num_threads()
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    try:
+    with torch_threads(cfg.torch_threads):
         return _run(paths, cfg, params, items, specs, showcase, files, state, backend or TrainBackend(),
                     clip_scorer_factory, t0)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[TestItem], specs: list[ModelSpec],

@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, Paths, from_dict, load_params, section
 from .io import atomic_write_image, atomic_write_json, atomic_write_text
+from .threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -600,13 +601,8 @@ def train(
     stop_after: int | None = None,
 ) -> Path:
     """Train one IP2P model (see :func:`_train`), on ``cfg.cpu_threads`` threads when on CPU."""
-    previous = torch.get_num_threads()
-    if cfg.cpu_threads and not torch.cuda.is_available():
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with torch_threads(0 if torch.cuda.is_available() else cfg.cpu_threads):
         return _train(cfg, paths, source, resume_from_checkpoint, force, stop_after)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(
