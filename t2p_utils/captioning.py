@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from .captions_io import read_reference_csv, to_instruction
 from .config import CAPTION_SOURCES, Paths, load_params, section
@@ -85,6 +86,10 @@ class CaptionConfig:
     palette_workers: int = 1
     # caption metrics: ground-truth colours of real sprites cover at least this share of the character
     gt_min_share: float = 0.1
+    # counterfactual recolouring (t2p_utils.recolor): palette-swapped copies of every train pair, captioned by
+    # the source's own captioner, so that the same line art appears with different colours and different words
+    recolor_copies: int = 0
+    recolor_k: int = 4  # colour clusters swapped per sprite
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sources if s not in CAPTION_SOURCES]
@@ -241,12 +246,17 @@ def generate(paths: Paths, source: str, cfg: CaptionConfig, manifest: pd.DataFra
     Nothing here is forced: the CNN-LSTM is reused when its settings and inputs match, and the
     clip-interrogator cache is keyed by image content and settings.
     """
-    color = [paths.root / c for c in manifest["color"]]
+    return caption_image_files(paths, source, cfg, [paths.root / c for c in manifest["color"]],
+                               [paths.root / m for m in manifest["mask"]], [paths.root / m for m in manifest["lineart"]],
+                               progress)
+
+
+def caption_image_files(paths: Paths, source: str, cfg: CaptionConfig, color: list[Path], mask: list[Path],
+                        line: list[Path], progress: bool = True) -> list[str]:
+    """``source``'s captioner on colour images (with their masks and line art, which the palette captioner uses)."""
     if source == "palette" or (source == "clip" and cfg.clip_backend == "palette"):
         from .palette import caption_files
 
-        mask = [paths.root / m for m in manifest["mask"]]
-        line = [paths.root / m for m in manifest["lineart"]]
         res = caption_files(list(zip(color, mask, line, strict=True)), palette_settings(cfg),
                             workers=cfg.palette_workers, progress=progress)
         return [r.caption for r in res]
@@ -338,6 +348,67 @@ def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest:
     return folder
 
 
+def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: pd.DataFrame, manifest: pd.DataFrame,
+                         captioner: str, progress: bool = True) -> dict[str, Any]:
+    """Add ``cfg.recolor_copies`` palette-swapped copies of every train pair to ``source``'s instruction folder.
+
+    Each copy keeps the line art (the input) and gets its own caption from ``source``'s captioner,
+    the same one that captioned the originals (the ``reference`` source has no captioner and is
+    not augmented). A sprite with an empty mask or nothing but outline, and a copy whose recolouring
+    leaves no basic colour covering 3 % of the character, are skipped and recorded.
+    Returns ``{"n_recolored", "skipped", "settings"}`` (also written to the provenance JSON).
+    """
+    from .colors import dominant_colors
+    from .io import atomic_write_image
+    from .palette import load_lineart, load_rgb_mask
+    from .progress import tqdm
+    from .recolor import RecolorSettings, RecolorSkip, recolor_copies, region_of
+
+    settings = RecolorSettings(copies=cfg.recolor_copies, k=cfg.recolor_k, seed=cfg.seed)
+    out: dict[str, Any] = {"n_recolored": 0, "skipped": [], "settings": asdict(settings)}
+    if cfg.recolor_copies <= 0 or source == "reference":
+        return out
+    folder = paths.instructions(source)
+    rel = manifest.set_index("id")
+    use = table[(table["split"] == "train") & (table["instruction"] != "")]
+    made: list[tuple[str, str, str]] = []  # (id, edited file relative to folder, augmentation note)
+    for key, sid in enumerate(tqdm(use["id"].tolist(), desc=f"recolour {source}", disable=not progress)):
+        rgb, mask = load_rgb_mask(paths.root / rel.at[sid, "color"], paths.root / rel.at[sid, "mask"])
+        line = load_lineart(paths.root / rel.at[sid, "lineart"])
+        try:
+            copies = recolor_copies(rgb, mask, line, settings, key=key)
+        except RecolorSkip as exc:
+            out["skipped"].append({"id": sid, "what": f"not recoloured: {exc}"})
+            continue
+        region = region_of(rgb, mask, line, settings.line_threshold)
+        for c, rc in enumerate(copies):
+            if rc.changed == 0 or not dominant_colors(rc.image, region):
+                out["skipped"].append({"id": sid, "what": f"copy {c}: the recolouring leaves no colour to name"})
+                continue
+            name = f"edited/{sid}_rc{c}.png"
+            atomic_write_image(Image.fromarray(rc.image), folder / name)
+            made.append((sid, name, "palette swap to " + ", ".join(rc.targets)))
+    if made:
+        caps = caption_image_files(paths, source, cfg, [folder / m[1] for m in made],
+                                   [paths.root / rel.at[m[0], "mask"] for m in made],
+                                   [paths.root / rel.at[m[0], "lineart"] for m in made], progress)
+        original = (folder / "metadata.jsonl").read_text(encoding="utf-8")
+        with atomic_open(folder / "metadata.jsonl", "w", encoding="utf-8") as fh:
+            fh.write(original)
+            for (sid, name, note), cap in zip(made, caps, strict=True):
+                text, _ = clean_caption(cap)
+                if not text:
+                    out["skipped"].append({"id": sid, "what": f"{name}: empty caption from {captioner}"})
+                    continue
+                inp = f"input/{sid}.png"
+                fh.write(json.dumps({"file_name": inp, "input_image": inp, "edit_prompt": to_instruction(text),
+                                     "edited_image": name, "id": sid, "caption_source": captioner,
+                                     "augmentation": note}) + "\n")
+                out["n_recolored"] += 1
+    log.info("%s: %d recoloured pairs added (%d skipped)", source, out["n_recolored"], len(out["skipped"]))
+    return out
+
+
 @dataclass
 class CaptionRun:
     source: str
@@ -350,6 +421,8 @@ class CaptionRun:
     n_generated: int
     skipped: list[dict[str, str]]
     cached: bool = False
+    n_recolored: int = 0  # recoloured training pairs added to the instruction folder
+    recolor_skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = False, progress: bool = True) -> CaptionRun:
@@ -365,8 +438,10 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
         info = json.loads(meta.read_text())
         if info.get("config") == json.loads(fingerprint) and info.get("inputs") == inputs:
             log.info("%s captions up to date in %s (force=True rebuilds)", source, csv)
+            rec = info.get("recolor") or {}
             return CaptionRun(source, csv, folder, info["captioner"], info["stand_in"], info["n_ids"],
-                              info["n_reference"], info["n_generated"], info["skipped"], cached=True)
+                              info["n_reference"], info["n_generated"], info["skipped"], cached=True,
+                              n_recolored=int(rec.get("n_recolored", 0)), recolor_skipped=list(rec.get("skipped", [])))
     manifest = load_manifest(paths)
     refs = load_references(paths, manifest)
     kept = training_references(refs, cfg)
@@ -375,10 +450,12 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
     table, notes = build_table(source, manifest, kept, generated, captioner, stand_in)
     write_caption_csv(table, csv)
     write_instructions(paths, source, table, manifest)
+    aug = augment_instructions(paths, source, cfg, table, manifest, captioner, progress)
     n_ref = int((table["caption_source"] == "reference").sum())
-    run = CaptionRun(source, csv, folder, captioner, stand_in, len(table), n_ref, len(table) - n_ref, notes)
+    run = CaptionRun(source, csv, folder, captioner, stand_in, len(table), n_ref, len(table) - n_ref, notes,
+                     n_recolored=aug["n_recolored"], recolor_skipped=aug["skipped"])
     atomic_write_json({"source": source, "captioner": captioner, "stand_in": stand_in, "n_ids": run.n_ids,
-                       "n_reference": n_ref, "n_generated": run.n_generated, "skipped": notes,
+                       "n_reference": n_ref, "n_generated": run.n_generated, "skipped": notes, "recolor": aug,
                        "instructions_splits": ["train"], "config": json.loads(fingerprint), "inputs": inputs}, meta)
     log.info("%s: %d ids (%d reference, %d from %s) -> %s", source, run.n_ids, n_ref, run.n_generated, captioner, csv)
     return run
@@ -391,7 +468,8 @@ def run_captions(profile: str, sources: list[str] | None = None, force: bool = F
     cfg = load_caption_config(profile)
     todo = sources if sources is not None else ["reference"] + [s for s in cfg.sources if s != "reference"]
     runs = [run_source(paths, s, cfg, force=force, progress=progress) for s in todo]
-    return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "skipped"} | {"n_skipped": len(r.skipped)}
+    return pd.DataFrame([{k: v for k, v in asdict(r).items() if k not in ("skipped", "recolor_skipped")}
+                         | {"n_skipped": len(r.skipped), "n_recolor_skipped": len(r.recolor_skipped)}
                          for r in runs])
 
 

@@ -189,7 +189,7 @@ def interrogate_files(ci: Any, files: Sequence[Path], settings: ClipSettings, ca
 
     Record keys: sha256, key, file, blip_caption, caption, mode, clip_model_name, caption_model_name.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     cache = CaptionCache(cache_file)
     key = settings.key()

@@ -209,7 +209,7 @@ def train_captioner(images: torch.Tensor, captions: Sequence[str], cfg: CnnLstmC
 
 def _train(images: torch.Tensor, captions: Sequence[str], cfg: CnnLstmConfig, val_images: torch.Tensor | None,
            val_captions: Sequence[str] | None, progress: bool) -> TrainedCaptioner:
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
@@ -358,7 +358,7 @@ def beam_decode(model: CaptionNet, image: torch.Tensor, beam_size: int, max_len:
 def caption_images(trained: TrainedCaptioner, images: torch.Tensor, beam_size: int | None = None,
                    progress: bool = True) -> list[str]:
     """Captions for images [N, 3, S, S]: beam search when ``beam_size`` > 1, else greedy."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     beam = trained.config.beam_size if beam_size is None else beam_size
     with torch_threads(trained.config.torch_threads):

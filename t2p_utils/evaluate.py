@@ -73,8 +73,9 @@ PALETTE_STAND_IN = "palette captioner instead of CLIP interrogation (no hub weig
 
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "id", "model", "variant", "prompt", "seed", "instruction", "image",
-    "psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "clip_direction",
+    "psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "named_share", "clip_direction",
 )
+CONTROL_COLUMNS: tuple[str, ...] = ("id", "model", "template", "asked", "seed", "image", "asked_share", "color_control")
 
 
 class CompareError(RuntimeError):
@@ -104,6 +105,10 @@ class CompareConfig:
     clip_pretrained: str = "openai"
     clip_input_caption: str = "a black and white line drawing of a character"
     outline_l: float = 35.0  # line-art pixels with L* below this are outline (line preservation, protection)
+    # colour control (the causal test): each colour asked in turn, per template, same seed per character
+    control_colors: list[str] = field(default_factory=lambda: list(M.CONTROL_COLORS))
+    control_templates: dict[str, str] = field(default_factory=lambda: dict(M.CONTROL_TEMPLATES))
+    control_max_test: int = 0  # 0 = every test id
     device: str = "auto"  # auto -> cuda when available, else cpu
     torch_threads: int = 0  # CPU threads for inference; 0 = torch's default (tiny models run faster on 1)
 
@@ -114,6 +119,14 @@ class CompareConfig:
             raise ValueError("compare: seeds must list at least one seed")
         if not self.models:
             raise ValueError("compare: models must list at least one model")
+        if len(self.control_colors) < 2:
+            raise ValueError("compare: control_colors must list at least two colours")
+        bad = [c for c in self.control_colors if c not in M.BASIC_COLORS]
+        if bad:
+            raise ValueError(f"compare: control_colors {bad} are not basic colour terms {list(M.BASIC_COLORS)}")
+        bad = [k for k, t in self.control_templates.items() if "{color}" not in t]
+        if bad:
+            raise ValueError(f"compare: control_templates {bad} lack the {{color}} placeholder")
 
 
 def load_compare_config(profile: str, root: Path | None = None) -> CompareConfig:
@@ -329,8 +342,8 @@ def _open_item(item: TestItem) -> dict[str, Image.Image]:
 
 def summarise(samples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean and bootstrap 95 % CI per model x variant x prompt x metric; seeds averaged per id first."""
-    metric_cols = [c for c in ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "clip_direction")
-                   if c in samples.columns]
+    metric_cols = [c for c in ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "named_share",
+                               "clip_direction") if c in samples.columns]
     per_id = samples.groupby(["model", "variant", "prompt", "id"], sort=False)[metric_cols].mean().reset_index()
     rows = []
     for (model, variant, prompt), grp in per_id.groupby(["model", "variant", "prompt"], sort=False):
@@ -390,6 +403,7 @@ class CompareResult:
     models: list[ModelSpec]
     showcase: list[str]
     summary: dict[str, Any]
+    control: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CONTROL_COLUMNS)))
 
 
 def output_files(paths: Paths) -> dict[str, Path]:
@@ -400,6 +414,7 @@ def output_files(paths: Paths) -> dict[str, Path]:
         "metrics_json": r / "metrics.json",
         "paired": r / "paired.csv",
         "sweep": r / "sweep.csv",
+        "control": r / "control.csv",
         "summary": r / "compare_summary.json",
     }
 
@@ -450,6 +465,82 @@ def _generate_batched(backend: Backend, pipe: Any, images: list[Image.Image], pr
     return outs
 
 
+def control_path(paths: Paths, model: str, template: str, color: str, sprite_id: str, seed: int) -> Path:
+    return paths.reports / "samples" / model / "control" / template / color / f"{sprite_id}_seed{seed}.png"
+
+
+def control_region(images: dict[str, Image.Image], outline_l: float) -> np.ndarray:
+    """The character region colour control is measured on: the mask minus the line art's outline."""
+    return M.to_mask(images["mask"]) & ~M.outline_mask(images["lineart"], outline_l)
+
+
+def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
+                opened: dict[str, dict[str, Image.Image]]) -> pd.DataFrame:
+    """Colour control of one model: every item x template x colour, one seed per item shared by its colours."""
+    seed = cfg.seeds[0]
+    items = items[: cfg.control_max_test] if cfg.control_max_test > 0 else items
+    lines = [opened[i.id]["lineart"] for i in items]
+    regions = {i.id: control_region(opened[i.id], cfg.outline_l) for i in items}
+    rows: list[dict[str, Any]] = []
+    jobs = list(itertools.product(cfg.control_templates.items(), cfg.control_colors))
+    outs: dict[tuple[str, str], list[Image.Image]] = {}
+    for (tname, template), color in tqdm(jobs, desc=f"colour control {model}", leave=False):
+        # the same seeds for every colour: item k gets seed + k whatever was asked
+        outs[(tname, color)] = _generate_batched(backend, pipe, lines, [template.format(color=color)] * len(items), cfg,
+                                                 seed, cfg.text_guidance, cfg.image_guidance)
+    for tname in cfg.control_templates:
+        for k, item in enumerate(items):
+            per_color = {c: outs[(tname, c)][k] for c in cfg.control_colors}
+            matrix = M.color_control_matrix(per_color, regions[item.id], cfg.control_colors)
+            score = M.color_control(matrix)
+            for c, img in per_color.items():
+                path = control_path(paths, model, tname, c, item.id, seed)
+                atomic_write_image(img, path)
+                rows.append({"id": item.id, "model": model, "template": tname, "asked": c, "seed": seed,
+                             "image": str(path.relative_to(paths.reports)), "asked_share": float(matrix.at[c, c]),
+                             "color_control": score})
+    return pd.DataFrame(rows, columns=list(CONTROL_COLUMNS))
+
+
+def control_per_id(control: pd.DataFrame) -> pd.DataFrame:
+    """One colour-control value per model x template x id, plus template ``all`` (the mean over templates)."""
+    if control.empty:
+        return pd.DataFrame(columns=["model", "template", "id", "color_control"])
+    per = control.groupby(["model", "template", "id"], sort=False)["color_control"].first().reset_index()
+    both = per.groupby(["model", "id"], sort=False)["color_control"].mean().reset_index().assign(template="all")
+    return pd.concat([per, both[per.columns]], ignore_index=True)
+
+
+def summarise_control(control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Colour control per model and template (and ``all``) as rows of the metrics table (prompt ``control:<template>``)."""
+    rows = []
+    for (model, template), grp in control_per_id(control).groupby(["model", "template"], sort=False):
+        ci = M.bootstrap_ci(grp["color_control"].to_numpy(dtype=np.float64), n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "variant": "raw", "prompt": f"control:{template}", "metric": "color_control",
+                     **ci.as_dict()})
+    return pd.DataFrame(rows, columns=["model", "variant", "prompt", "metric", "mean", "ci_low", "ci_high", "n"])
+
+
+def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired colour-control differences (a - b over the same ids) between every pair of models, per template."""
+    per = control_per_id(control)
+    rows = []
+    for a, b in itertools.permutations(models, 2):
+        if models.index(a) > models.index(b):
+            continue
+        for template in per["template"].unique() if not per.empty else []:
+            sa = per[(per.model == a) & (per.template == template)].set_index("id")["color_control"]
+            sb = per[(per.model == b) & (per.template == template)].set_index("id")["color_control"]
+            if sa.empty or sb.empty:
+                continue
+            d = M.paired_difference(sa, sb, n_boot=n_boot, seed=seed)
+            verdict = ("no clear difference" if d.ci_low <= 0 <= d.ci_high
+                       else f"{a}/raw better" if d.mean > 0 else f"{b}/raw better")
+            rows.append({"a": f"{a}/raw", "b": f"{b}/raw", "prompt": f"control:{template}", "metric": "color_control",
+                         "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n, "verdict": verdict})
+    return pd.DataFrame(rows, columns=["a", "b", "prompt", "metric", "mean_diff", "ci_low", "ci_high", "n", "verdict"])
+
+
 def run_compare(
     paths: Paths,
     cfg: CompareConfig,
@@ -493,6 +584,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
 
     rows: list[dict[str, Any]] = []
     sweep_rows: list[dict[str, Any]] = []
+    control_parts: list[pd.DataFrame] = []
     timings: dict[str, float] = {}
     for spec in specs:
         t_model = time.perf_counter()
@@ -519,6 +611,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
                         s["clip_direction"] = float(clip[variant][k])
                     rows.append({"id": item.id, "model": spec.name, "variant": variant, "prompt": prompt, "seed": seed,
                                  "instruction": instr[k], "image": str(path.relative_to(paths.reports)), **s})
+        control_parts.append(run_control(paths, cfg, backend, pipe, spec.name, items, opened))
         if spec.name == sweep_model and sweep_items:
             grid = list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance))
             for ig, tg in tqdm(grid, desc=f"sweep {spec.name}", leave=False):
@@ -536,8 +629,13 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         timings[spec.name] = round(time.perf_counter() - t_model, 2)
 
     samples = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
-    metrics_df = summarise(samples, n_boot=cfg.n_boot, seed=int(params.get("seed", 0)))
-    paired = paired_differences(samples, [s.name for s in specs], n_boot=cfg.n_boot, seed=int(params.get("seed", 0)))
+    control = pd.concat(control_parts, ignore_index=True) if control_parts else pd.DataFrame(columns=list(CONTROL_COLUMNS))
+    boot_seed = int(params.get("seed", 0))
+    metrics_df = pd.concat([summarise_control(control, cfg.n_boot, boot_seed),
+                            summarise(samples, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
+    names = [s.name for s in specs]
+    paired = pd.concat([paired_control(control, names, cfg.n_boot, boot_seed),
+                        paired_differences(samples, names, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
     sweep = pd.DataFrame(sweep_rows, columns=["id", "model", "image_guidance", "text_guidance", "image",
                                               "delta_e", "leakage", "line_preservation", "adherence"])
     summary = {
@@ -551,6 +649,8 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         "models": [{**dataclasses.asdict(s), "display": s.display} for s in specs],
         "stand_in": list(dict.fromkeys(x for s in specs for x in s.stand_ins)),
         "clip_direction": "computed" if scorer is not None else "skipped (needs hub CLIP weights; full profile only)",
+        "control_colors": list(cfg.control_colors),
+        "control_templates": dict(cfg.control_templates),
         "seconds": {"total": round(time.perf_counter() - t0, 2), **timings},
         "state": state,
     }
@@ -559,9 +659,10 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
     atomic_write_json(_metrics_json(metrics_df, specs), files["metrics_json"])
     _write_csv(paired, files["paired"])
     _write_csv(sweep, files["sweep"])
+    _write_csv(control, files["control"])
     atomic_write_json(summary, files["summary"])
     log.info("05_compare: %d samples scored in %.1f s -> %s", len(samples), summary["seconds"]["total"], paths.reports)
-    return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary)
+    return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary, control)
 
 
 def _metrics_json(metrics_df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, Any]:
@@ -586,7 +687,7 @@ def load_result(paths: Paths) -> CompareResult:
     read = lambda p: pd.read_csv(p, dtype={"id": str})
     specs = [ModelSpec(m["name"], m["source"], m["label"], tuple(m["stand_ins"])) for m in summary["models"]]
     return CompareResult(read(files["samples"]), read(files["metrics_csv"]), read(files["paired"]), read(files["sweep"]),
-                         specs, summary["showcase"], summary)
+                         specs, summary["showcase"], summary, read(files["control"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,6 +707,50 @@ def headline_table(result: CompareResult, prompt: str = "faithful") -> pd.DataFr
     table = cells.pivot_table(index=["model", "variant"], columns="metric", values="cell", aggfunc="first", sort=False)
     arrows = {m: f"{m} {'↑' if M.HIGHER_IS_BETTER[m] else '↓'}" for m in order}
     return table[order].rename(columns=arrows)
+
+
+def control_table(result: CompareResult) -> pd.DataFrame:
+    """Colour control per model (rows) and template (columns): ``mean [ci_low, ci_high]``, plus paired differences."""
+    m = result.metrics
+    m = m[m["metric"] == "color_control"]
+    if m.empty:
+        return pd.DataFrame()
+    labels = {s.name: s.display for s in result.models}
+    cells = m.assign(cell=m.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1),
+                     model=m["model"].map(labels), template=m["prompt"].str.removeprefix("control:"))
+    return cells.pivot_table(index="model", columns="template", values="cell", aggfunc="first", sort=False)
+
+
+def control_findings(result: CompareResult) -> list[str]:
+    """What colour control says, first: whether each model follows colour words, and the paired comparison."""
+    m, p = result.metrics, result.paired
+    sel = m[(m["metric"] == "color_control") & (m["prompt"] == "control:all")]
+    if sel.empty:
+        return []
+    labels = {s.name: s.display for s in result.models}
+    colors = ", ".join(result.summary.get("control_colors", []))
+    out = []
+    for r in sel.itertuples():
+        follows = "follows colour words" if r.ci_low > 0.05 else (
+            "does not clearly follow colour words" if r.ci_low > 0 else "does NOT follow colour words")
+        out.append(f"colour control of {labels.get(r.model, r.model)}: {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+                   f"over {r.n} test characters ({colors} asked in turn, one seed): it {follows} "
+                   "(0 = ignores the text, 1 = paints the whole character in the asked colour)")
+    if (sel["ci_low"] <= 0.05).all():
+        out.append("no model here has learned to follow colour words, so the other metrics compare models that ignore "
+                   "the text: they are not a finding about caption sources")
+    pair = p[(p["metric"] == "color_control") & (p["prompt"] == "control:all")]
+    for r in pair.itertuples():
+        a, b = r.a.split("/")[0], r.b.split("/")[0]
+        if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
+            sign = 1.0 if a == "ip2p_clip" else -1.0
+            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+            d = sign * r.mean_diff + 0.0
+            verdict = ("the CLIP-caption model follows colour words better: the interval excludes 0" if lo > 0 else
+                       "the CNN-LSTM-caption model follows colour words better: the interval excludes 0" if hi < 0 else
+                       "no clear difference: the interval includes 0")
+            out.append(f"paired colour control, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
+    return out
 
 
 def findings(result: CompareResult) -> list[str]:
@@ -636,6 +781,7 @@ def findings(result: CompareResult) -> list[str]:
     if result.summary.get("profile") == "smoke":
         out.append("smoke profile: tiny models trained for a few steps on synthetic creatures, so these numbers "
                    "check the plumbing, not the method")
+    out += control_findings(result)
     for prompt, metric in (("faithful", "delta_e"), ("faithful", "adherence"), ("counterfactual", "adherence"),
                            ("faithful", "clip_direction")):
         vals = [(s.name, get(s.name, "raw", prompt, metric)) for s in result.models]

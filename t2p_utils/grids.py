@@ -211,6 +211,43 @@ def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", o
     return _save(fig, out or figures_dir(paths) / f"bars_{prompt}.png")
 
 
+def color_ladder(paths: Paths, result: CompareResult, template: str = "body", ids: list[str] | None = None,
+                 out: Path | None = None) -> Path | None:
+    """The colour ladder: rows = showcase characters x models, columns = line art then each asked colour (one seed).
+
+    A model that follows the words changes colour along each row; one that ignores them repeats one image.
+    """
+    c = result.control
+    if c is None or c.empty:
+        return None
+    c = c[c["template"] == template]
+    if c.empty:
+        return None
+    ids = ids or [i for i in result.showcase if i in set(c["id"])]
+    colors = list(dict.fromkeys(c["asked"]))
+    items = {i.id: i for i in load_test_items(paths) if i.id in ids}
+    models = [m for m in result.models if m.name in set(c["model"])]
+    score = c.groupby(["model", "id"])["color_control"].first()
+    rows = [(sid, m) for sid in ids for m in models]
+    fig = Figure(figsize=(1.25 * (len(colors) + 1) + 1.6, 1.3 * len(rows) + 0.9))
+    axes = fig.subplots(len(rows), len(colors) + 1, squeeze=False)
+    at = c.set_index(["id", "model", "asked"])["image"]
+    for r, (sid, m) in enumerate(rows):
+        _show(axes[r, 0], open_rgb(items[sid].lineart))
+        axes[r, 0].set_ylabel(wrap(f"{sid}\n{m.display}\ncontrol {score.get((m.name, sid), float('nan')):.2f}", 16, 5),
+                              fontsize=6.5)
+        for k, color in enumerate(colors, start=1):
+            key = (sid, m.name, color)
+            _show(axes[r, k], _open(paths.reports / at[key]) if key in at.index else None)
+    for k, name in enumerate(["line art", *colors]):
+        axes[0, k].set_title(name, fontsize=9)
+    example = str(result.summary.get("control_templates", {}).get(template, template))
+    fig.suptitle(f"{paths.profile}: colour ladder ({template}: \"{example}\"), seed {int(c['seed'].min())}",
+                 fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out or figures_dir(paths) / f"ladder_{template}.png")
+
+
 def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
     """Every figure of 05_compare: seed grids (faithful, counterfactual, faithful mask-protected), the sweep, bar charts."""
     figs = {
@@ -222,7 +259,11 @@ def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
     }
     if not result.sweep.empty:
         figs["sweep"] = sweep_grid(paths, result)
+    for template in dict.fromkeys(result.control["template"]) if not result.control.empty else []:
+        ladder = color_ladder(paths, result, template)
+        if ladder is not None:
+            figs[f"ladder_{template}"] = ladder
     return figs
 
 
-__all__ = ["figures_dir", "make_all_figures", "metric_bars", "seed_grid", "sweep_grid", "wrap"]
+__all__ = ["color_ladder", "figures_dir", "make_all_figures", "metric_bars", "seed_grid", "sweep_grid", "wrap"]

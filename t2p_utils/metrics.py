@@ -12,6 +12,14 @@ and returns one float:
 * :func:`color_adherence` -- share of the colours named in the instruction that cover at least
   3 % of the character region once every pixel is named with a basic colour term: the seed's
   failure mode 2 (the model ignores the colour words). NaN when the instruction names no colour.
+* :func:`named_share` -- share of the character region painted in *any* colour the instruction
+  names: colour adherence weighted by coverage, so multi-coloured blotches that touch every
+  colour at 3 % no longer pass (random noise scores about 2/11 for two named colours, not 0.4).
+* :func:`color_control_matrix` / :func:`color_control` -- the causal test of failure mode 2: the
+  same line art and seed, K colours asked one at a time; per colour, its share of the character
+  when it was asked minus its mean share when the other colours were asked. A model that
+  ignores the text scores exactly 0, whatever its images look like; one that paints the asked
+  colour over the whole character scores 1.
 * :class:`ClipDirectionScorer` -- CLIP direction similarity of the InstructPix2Pix paper
   (Brooks et al. 2023, after StyleGAN-NADA): cosine between the change of the image embedding
   and the change of the caption embedding. Any open_clip model; used on the ``full`` profile.
@@ -194,6 +202,79 @@ def color_adherence(
     return float(np.mean([cov[w] >= min_share for w in words]))
 
 
+def named_share(
+    output: ImageLike,
+    mask: ImageLike,
+    instruction: str,
+    exclude: ImageLike | None = None,
+) -> float:
+    """Share of the character region (``mask`` minus ``exclude``) painted in a colour the instruction names.
+
+    Coverage-weighted colour adherence: 1 when every character pixel has a named colour, the
+    named colours' total share otherwise. NaN when the instruction names no colour or the region is empty.
+    """
+    words = sorted(set(color_words(instruction)))
+    if not words:
+        return float("nan")
+    a, m = to_rgb(output), to_mask(mask)
+    check_same_size(output=a, mask=m)
+    if exclude is not None:
+        ex = to_mask(exclude)
+        check_same_size(output=a, exclude=ex)
+        m = m & ~ex
+    if not m.any():
+        return float("nan")
+    cov = color_coverage(a, m)
+    return float(sum(cov[w] for w in words))
+
+
+#: The colours asked one at a time by the colour-control test (at least these five, DESIGN.md section 7).
+CONTROL_COLORS: tuple[str, ...] = ("red", "blue", "green", "yellow", "purple")
+#: Its instruction templates: the whole body, and one part (the rest of the body fixed to white).
+CONTROL_TEMPLATES: dict[str, str] = {
+    "body": "Turn it into a creature with a {color} body.",
+    "part": "Turn it into a creature with a white body and {color} at the top.",
+}
+
+
+def color_control_matrix(outputs: dict[str, ImageLike], region: ImageLike,
+                         colors: Sequence[str] | None = None) -> pd.DataFrame:
+    """``S[asked, measured]``: share of ``region`` painted ``measured`` in the output made when ``asked`` was asked.
+
+    ``outputs`` maps each asked colour to its output image (same line art, same seed).
+    """
+    colors = list(colors or outputs)
+    unknown = [c for c in colors if c not in BASIC_COLORS]
+    if unknown:
+        raise ValueError(f"colour control: {unknown} are not basic colour terms {list(BASIC_COLORS)}")
+    missing = [c for c in colors if c not in outputs]
+    if missing:
+        raise ValueError(f"colour control: no output for asked colour(s) {missing}")
+    m = to_mask(region)
+    rows = {}
+    for asked in colors:
+        a = to_rgb(outputs[asked])
+        check_same_size(output=a, region=m)
+        cov = color_coverage(a, m)
+        rows[asked] = [cov[c] for c in colors]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=colors)
+
+
+def color_control(matrix: pd.DataFrame) -> float:
+    """Mean over colours ``c`` of ``S[c, c] - mean_{a != c} S[a, c]`` (see :func:`color_control_matrix`).
+
+    0 for a model whose output does not depend on the asked colour; 1 for one that paints the
+    whole region in the asked colour; NaN with fewer than two colours or an empty region.
+    """
+    s = matrix.to_numpy(dtype=np.float64)
+    k = s.shape[0]
+    if k < 2 or s.shape[1] != k or np.isnan(s).any():
+        return float("nan")
+    diag = np.diag(s)
+    off = np.array([np.delete(s[:, j], j).mean() for j in range(k)])
+    return float(np.round(np.mean(diag - off), 12))  # shares are pixel counts / n: no meaning below 1e-12
+
+
 def protect(output: ImageLike, lineart: ImageLike, mask: ImageLike, threshold: float = OUTLINE_L) -> Image.Image:
     """The mask-protected variant: outline pixels and background restored from the line art.
 
@@ -208,8 +289,9 @@ def protect(output: ImageLike, lineart: ImageLike, mask: ImageLike, threshold: f
     return Image.fromarray(out)
 
 
-FAITHFUL_METRICS: tuple[str, ...] = ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence")
-COUNTERFACTUAL_METRICS: tuple[str, ...] = ("adherence", "leakage", "line_preservation")
+FAITHFUL_METRICS: tuple[str, ...] = ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence",
+                                     "named_share")
+COUNTERFACTUAL_METRICS: tuple[str, ...] = ("adherence", "named_share", "leakage", "line_preservation")
 #: True where a larger value is better (for the report's arrows and the notebook's prose).
 HIGHER_IS_BETTER: dict[str, bool] = {
     "psnr": True,
@@ -218,7 +300,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "leakage": False,
     "line_preservation": True,
     "adherence": True,
+    "named_share": True,
     "clip_direction": True,
+    "color_control": True,
 }
 
 
@@ -233,14 +317,17 @@ def score_faithful(output: ImageLike, target: ImageLike, lineart: ImageLike, mas
         "leakage": background_leakage(output, mask),
         "line_preservation": line_preservation(output, lineart, outline_l),
         "adherence": color_adherence(output, mask, instruction, exclude=lines),
+        "named_share": named_share(output, mask, instruction, exclude=lines),
     }
 
 
 def score_counterfactual(output: ImageLike, lineart: ImageLike, mask: ImageLike, instruction: str,
                          outline_l: float = OUTLINE_L) -> dict[str, float]:
     """The counterfactual-instruction metrics of one output (no ground truth exists)."""
+    lines = outline_mask(lineart, outline_l)
     return {
-        "adherence": color_adherence(output, mask, instruction, exclude=outline_mask(lineart, outline_l)),
+        "adherence": color_adherence(output, mask, instruction, exclude=lines),
+        "named_share": named_share(output, mask, instruction, exclude=lines),
         "leakage": background_leakage(output, mask),
         "line_preservation": line_preservation(output, lineart, outline_l),
     }
@@ -368,6 +455,8 @@ def paired_difference(a: pd.Series, b: pd.Series, n_boot: int = 2000, seed: int 
 
 __all__ = [
     "BASIC_COLORS",
+    "CONTROL_COLORS",
+    "CONTROL_TEMPLATES",
     "COUNTERFACTUAL_METRICS",
     "FAITHFUL_METRICS",
     "HIGHER_IS_BETTER",
@@ -377,8 +466,11 @@ __all__ = [
     "bootstrap_ci",
     "check_same_size",
     "color_adherence",
+    "color_control",
+    "color_control_matrix",
     "delta_e_in_mask",
     "line_preservation",
+    "named_share",
     "outline_mask",
     "paired_difference",
     "protect",

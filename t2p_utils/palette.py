@@ -223,7 +223,7 @@ def caption_files(pairs: Sequence[tuple[Path, ...]], settings: PaletteSettings =
 
     ``workers`` > 1 uses a process pool (worth it only for large images).
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     jobs = [(str(p[0]), str(p[1]), str(p[2]) if len(p) > 2 else "", settings) for p in pairs]
     if workers > 1 and len(jobs) > 32:

@@ -26,6 +26,7 @@ from typing import Any
 
 from .config import PROFILES, ConfigError, Paths, load_params
 from .io import atomic_write_json, atomic_write_text
+from .progress import ProgressWatcher, progress_file
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,17 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
     params = {"profile": paths.profile, **(extra_params or {})}
     t0 = time.perf_counter()
     log.info("running %s (profile %s)", step, paths.profile)
+    # the kernel inherits T2P_PROGRESS_FILE: its t2p_utils.progress bars report there, the watcher shows them here
+    progress = paths.reports / "progress" / f"{step}.jsonl"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    progress.unlink(missing_ok=True)
+    progress.touch()
     try:
-        pm.execute_notebook(
-            str(src), str(out), parameters=params, cwd=str(paths.notebooks), kernel_name="python3",
-            progress_bar=False, log_output=False,
-        )
+        with progress_file(progress), ProgressWatcher(progress, prefix=step):
+            pm.execute_notebook(
+                str(src), str(out), parameters=params, cwd=str(paths.notebooks), kernel_name="python3",
+                progress_bar=False, log_output=False,
+            )
     except Exception as exc:  # papermill raises PapermillExecutionError; keep the executed copy
         where = _cell_of_error(out) if out.exists() else str(exc)
         if out.exists():
@@ -145,7 +152,8 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
 def git_commit(root: Path) -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
+                               check=False).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

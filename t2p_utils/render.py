@@ -120,7 +120,7 @@ def render_kaggle_pair(job: RenderJob, color_src: Path) -> RenderResult:
 
 def render_all(jobs: list[RenderJob], workers: int = 2, progress: bool = True) -> list[RenderResult]:
     """Render SVG jobs in a process pool (``workers <= 1`` renders in this process)."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     if not jobs:
         return []

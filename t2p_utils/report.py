@@ -43,7 +43,7 @@ PROFILE_STAND_INS: dict[str, tuple[str, ...]] = {
 #: The word that identifies each profile stand-in in what the steps write.
 STAND_IN_KEYWORDS: tuple[str, ...] = ("synthetic", "scratch", "palette")
 
-FIGURE_ORDER = ("grid_faithful", "grid_counterfactual", "sweep", "bars_faithful", "bars_counterfactual")
+FIGURE_ORDER = ("ladder_body", "ladder_part", "grid_faithful", "grid_counterfactual", "sweep", "bars_faithful", "bars_counterfactual")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -136,7 +136,21 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
         result = load_result(paths)
     except CompareError:
         return "<p>05_compare has not run for this profile: no metrics yet.</p>", [], None
+    from .evaluate import control_table
+
     parts = []
+    ctrl = control_table(result)
+    if not ctrl.empty:
+        colors = ", ".join(result.summary.get("control_colors", []))
+        templates = "; ".join(f"<em>{html.escape(k)}</em>: “{html.escape(v)}”"
+                              for k, v in result.summary.get("control_templates", {}).items())
+        parts.append("<h3>colour control (the causal test: does the model follow the colour words?)</h3>")
+        parts.append(_table_html(ctrl.reset_index()))
+        parts.append(f"<p>Per held-out character and one seed, {html.escape(colors)} are asked one at a time ({templates}); "
+                     "score = share of the character painted in the asked colour minus that colour's mean share when the "
+                     "other colours were asked; <em>all</em> = mean of the templates. A model that ignores the text "
+                     "scores 0 whatever its images look like. Rows: <a href=\"control.csv\">control.csv</a>; the colour "
+                     "ladders are in the figures below.</p>")
     for prompt in ("faithful", "counterfactual"):
         table = headline_table(result, prompt)
         if table.empty:

@@ -183,7 +183,7 @@ def parse_ids(spec: str) -> list[str]:
 
 def fetch_http_svgs(paths: Paths, cfg: ScrapeConfig, ids: list[str] | None = None) -> tuple[Path, dict[str, str]]:
     """Download one SVG per id over HTTP (resumable: present files are kept). Returns folder, failures."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     out = paths.raw / "dream-world-http"
     ids = ids if ids is not None else parse_ids(cfg.http_ids)

@@ -55,7 +55,7 @@ def text_encoder_config(arch: str) -> CLIPTextConfig:
                           projection_dim=768, **common)
 
 
-def vae_kwargs(arch: str) -> dict:
+def vae_kwargs(arch: str, latent_channels: int = LATENT_CHANNELS) -> dict:
     """AutoencoderKL config; tiny/small downsample 4x (3 blocks), sd15 8x (4 blocks)."""
     _check_arch(arch)
     if arch == "tiny":
@@ -67,15 +67,16 @@ def vae_kwargs(arch: str) -> dict:
     else:
         blocks, groups, layers = (128, 256, 512, 512), 32, 2
     return dict(
-        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS,
+        in_channels=3, out_channels=3, latent_channels=latent_channels,
         down_block_types=("DownEncoderBlock2D",) * len(blocks), up_block_types=("UpDecoderBlock2D",) * len(blocks),
         block_out_channels=blocks, layers_per_block=layers, norm_num_groups=groups,
         scaling_factor=0.18215,
     )
 
 
-def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = None) -> dict:
-    """UNet2DConditionModel config with 8 input channels (4 noisy latents + 4 image latents)."""
+def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = None,
+                latent_channels: int = LATENT_CHANNELS) -> dict:
+    """UNet2DConditionModel config with 2 x ``latent_channels`` inputs (noisy latents + image latents)."""
     _check_arch(arch)
     if arch == "tiny":
         blocks, layers, groups, head = (16, 32), 1, 8, 4
@@ -95,7 +96,7 @@ def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = N
         up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
         xdim = 768
     return dict(
-        sample_size=sample_size, in_channels=2 * LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
+        sample_size=sample_size, in_channels=2 * latent_channels, out_channels=latent_channels,
         down_block_types=down, up_block_types=up, block_out_channels=blocks, layers_per_block=layers,
         norm_num_groups=groups, attention_head_dim=head, cross_attention_dim=cross_attention_dim or xdim,
     )
@@ -105,16 +106,17 @@ def vae_downsample(arch: str) -> int:
     return 2 ** (len(vae_kwargs(arch)["block_out_channels"]) - 1)
 
 
-def build_unet(arch: str, resolution: int, vae_arch: str | None = None, seed: int = 0) -> UNet2DConditionModel:
-    """A randomly initialised 8-channel UNet for ``resolution`` px images (seeded)."""
+def build_unet(arch: str, resolution: int, vae_arch: str | None = None, seed: int = 0,
+               latent_channels: int = LATENT_CHANNELS) -> UNet2DConditionModel:
+    """A randomly initialised UNet for ``resolution`` px images and 2 x ``latent_channels`` inputs (seeded)."""
     torch.manual_seed(seed)
     sample = resolution // vae_downsample(vae_arch or arch)
-    return UNet2DConditionModel(**unet_kwargs(arch, sample, text_encoder_config(arch).hidden_size))
+    return UNet2DConditionModel(**unet_kwargs(arch, sample, text_encoder_config(arch).hidden_size, latent_channels))
 
 
-def build_vae(arch: str, resolution: int, seed: int = 0) -> AutoencoderKL:
+def build_vae(arch: str, resolution: int, seed: int = 0, latent_channels: int = LATENT_CHANNELS) -> AutoencoderKL:
     torch.manual_seed(seed)
-    return AutoencoderKL(sample_size=resolution, **vae_kwargs(arch))
+    return AutoencoderKL(sample_size=resolution, **vae_kwargs(arch, latent_channels))
 
 
 def build_text_encoder(arch: str, seed: int = 0) -> CLIPTextModel:
@@ -178,6 +180,7 @@ class VaeResult:
     final_loss: float
     psnr: float  # reconstruction PSNR on the training images, dB
     scaling_factor: float
+    color_keep: float | None = None  # share of character pixels whose basic colour term survives encode -> decode
 
 
 def train_vae(
@@ -189,6 +192,8 @@ def train_vae(
     kl_weight: float,
     seed: int,
     chroma_weight: float = 10.0,
+    latent_channels: int = LATENT_CHANNELS,
+    check: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[AutoencoderKL, VaeResult]:
     """Train an ``AutoencoderKL`` on ``images`` (N,3,H,W in [-1,1]).
 
@@ -200,10 +205,12 @@ def train_vae(
 
     Random horizontal flips; the batches and flips come from a seeded generator, so the same
     call twice gives the same weights. Afterwards ``scaling_factor`` is set to 1/std of the
-    latents (as SD did), so scaled latents have unit variance for the UNet.
+    latents (as SD did), so scaled latents have unit variance for the UNet. ``check``: colour
+    images (N,3,H,W in [-1,1]) and their character regions (N,H,W bool) on which
+    :func:`color_keep` is measured after training.
     """
     n, _, h, _ = images.shape
-    vae = build_vae(arch, h, seed=seed)
+    vae = build_vae(arch, h, seed=seed, latent_channels=latent_channels)
     start_with_small_variance(vae)
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
@@ -241,7 +248,42 @@ def train_vae(
         mse = torch.cat(mses).mean().item()
     scaling = 1.0 / max(std, 1e-6)
     vae.register_to_config(scaling_factor=scaling)
-    result = VaeResult(steps, seconds, loss_val, float(10 * np.log10(1.0 / max(mse, 1e-12))), scaling)
-    log.info("VAE (%s): %d steps in %.1f s, loss %.4f, reconstruction PSNR %.1f dB, scaling %.3f",
-             arch, steps, seconds, loss_val, result.psnr, scaling)
+    keep = color_keep(vae, *check) if check is not None else None
+    result = VaeResult(steps, seconds, loss_val, float(10 * np.log10(1.0 / max(mse, 1e-12))), scaling, keep)
+    log.info("VAE (%s): %d steps in %.1f s, loss %.4f, reconstruction PSNR %.1f dB, scaling %.3f, colour terms kept %s",
+             arch, steps, seconds, loss_val, result.psnr, scaling, "n/a" if keep is None else f"{keep:.3f}")
     return vae, result
+
+
+@torch.no_grad()
+def round_trip(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """encode -> posterior mean -> decode of images in [-1, 1]; returns the reconstructions in [-1, 1]."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        mu = vae.encode(images[i : i + batch_size]).latent_dist.mean
+        out.append(vae.decode(mu).sample.clamp(-1, 1))
+    return torch.cat(out)
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """(N,3,H,W) in [-1, 1] -> uint8 (N,H,W,3)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def color_keep(vae: AutoencoderKL, images: torch.Tensor, regions: torch.Tensor) -> float:
+    """Share of region pixels whose basic colour term (:mod:`t2p_utils.colors`) is the same after the round trip.
+
+    The issue's bar for the shared VAE is 0.9: a decoder that turns blue into teal-grey
+    cannot show whether a UNet followed "blue".
+    """
+    from .colors import pixel_color_terms
+
+    was = vae.training
+    vae.eval()
+    rec = to_uint8_hwc(round_trip(vae, images))
+    vae.train(was)
+    src = to_uint8_hwc(images)
+    m = regions.cpu().numpy().astype(bool)
+    if not m.any():
+        return float("nan")
+    return float(np.mean(pixel_color_terms(src[m]) == pixel_color_terms(rec[m])))

@@ -79,6 +79,8 @@ class TrainConfig:
     vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_chroma_weight: float = 10.0  # weight of the colour (chroma) error in the VAE loss
+    vae_latent_channels: int = 4  # scratch latent channels (SD: 4)
+    vae_recolor_copies: int = 0  # palette-swapped copies of each train colour image the VAE also learns from
     # data
     resolution: int = 256
     random_flip: bool = True
@@ -101,6 +103,11 @@ class TrainConfig:
     use_ema: bool = True
     ema_decay: float = 0.9999
     conditioning_dropout_prob: float = 0.05
+    # scratch models: train the text encoder with the UNet (a frozen random one cannot tell colour words apart)
+    train_text_encoder: bool = False
+    text_encoder_learning_rate: float | None = None  # None: learning_rate
+    snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain MSE
+    prediction_type: str = "epsilon"  # scratch models: epsilon | v_prediction
     seed: int = 42
     cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
     # checkpoints and logs
@@ -121,6 +128,10 @@ class TrainConfig:
             raise ConfigError(f"train.model_source must be one of {', '.join(MODEL_SOURCES)}, not {self.model_source!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {self.mixed_precision!r}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ConfigError(f"train.prediction_type must be epsilon or v_prediction, not {self.prediction_type!r}")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise ConfigError(f"train.snr_gamma must be > 0 (or null for plain MSE), not {self.snr_gamma}")
         if not 0.0 <= self.conditioning_dropout_prob <= 1.0 / 3.0:
             raise ConfigError("train.conditioning_dropout_prob must lie in [0, 1/3] (3 disjoint dropout cases)")
         for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "checkpointing_steps",
@@ -288,12 +299,14 @@ def ip2p_loss(
     dropout_prob: float,
     generator: torch.Generator,
     weight_dtype: torch.dtype = torch.float32,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """The IP2P training loss of one micro-batch.
 
     ``latents``: scaled latents of the edited images; ``image_latents``: unscaled mode of the
     input images (what the pipeline concatenates at inference). Noise, timesteps and the
-    conditioning dropout are drawn from ``generator`` in that order.
+    conditioning dropout are drawn from ``generator`` in that order. ``snr_gamma``: min-SNR-gamma
+    weighting of each sample's MSE (``min(SNR, gamma) / SNR`` for epsilon, ``/ (SNR + 1)`` for v).
     """
     device = latents.device
     bsz = latents.shape[0]
@@ -312,7 +325,20 @@ def ip2p_loss(
         raise ValueError(f"unknown prediction type {prediction_type}")
     cond = text_emb.to(weight_dtype)
     pred = unet(model_in, timesteps, cond).sample
-    return F.mse_loss(pred.float(), target.float(), reduction="mean")
+    if snr_gamma is None:
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+    snr = min_snr_weights(noise_scheduler, timesteps.cpu(), snr_gamma).to(device)
+    per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * snr).mean()
+
+
+def min_snr_weights(noise_scheduler: Any, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample loss weights of min-SNR-gamma: ``min(SNR, gamma) / SNR`` (epsilon) or ``/ (SNR + 1)`` (v)."""
+    alphas = noise_scheduler.alphas_cumprod.to(torch.float64)[timesteps.long()]
+    snr = alphas / (1.0 - alphas)
+    clipped = torch.clamp(snr, max=gamma)
+    denom = snr + 1.0 if noise_scheduler.config.prediction_type == "v_prediction" else snr
+    return (clipped / denom).float()
 
 
 # ----------------------------------------------------------------------------- components
@@ -326,28 +352,71 @@ class Components:
     description: str  # for the model card
 
 
-def ddpm_scheduler() -> Any:
-    """SD-1.x's training noise schedule (scaled linear betas, 1000 steps, epsilon prediction)."""
+def ddpm_scheduler(prediction_type: str = "epsilon") -> Any:
+    """SD-1.x's training noise schedule (scaled linear betas, 1000 steps; epsilon prediction by default)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, prediction_type="epsilon", steps_offset=1)
+                         clip_sample=False, prediction_type=prediction_type, steps_offset=1)
 
 
-def vae_images(paths: Paths, examples: Sequence[Example], resolution: int) -> torch.Tensor:
+def _manifest_rows(paths: Paths, split: str) -> pd.DataFrame:
+    if not paths.manifest.exists():
+        return pd.DataFrame(columns=["id", "color", "lineart", "mask"])
+    from .manifest import read_manifest
+
+    df = read_manifest(paths.manifest)
+    return df[df["split"] == split]
+
+
+def _load_sprite(paths: Paths, row: Any, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(colour RGB, mask bool, line art grey) of one manifest row at ``resolution``."""
+    rgb = load_image(paths.root / row.color, resolution)
+    line = load_image(paths.root / row.lineart, resolution)[..., 0]
+    with Image.open(paths.root / row.mask) as im:
+        mask = np.asarray(im.convert("L").resize((resolution, resolution), Image.Resampling.NEAREST)) > 127
+    return rgb, mask, line
+
+
+def vae_images(paths: Paths, examples: Sequence[Example], resolution: int, recolor_copies: int = 0,
+               seed: int = 42) -> torch.Tensor:
     """Images the shared VAE learns from: colour + line art of the manifest's train split when
-    there is one (the same for every caption source), else the source's own pairs. uint8 (N,3,H,W)."""
-    files: list[Path] = []
-    if paths.manifest.exists():
-        from .manifest import read_manifest
+    there is one (the same for every caption source), plus ``recolor_copies`` palette swaps of
+    each colour image (so that it decodes every basic colour, not only the sprites' own), else
+    the source's own pairs. uint8 (N,3,H,W)."""
+    from .recolor import RecolorSettings, RecolorSkip
+    from .recolor import recolor_copies as swaps
 
-        df = read_manifest(paths.manifest)
-        df = df[df["split"] == "train"]
-        files = [paths.root / p for col in ("lineart", "color") for p in df[col].tolist()]
-    if not files:
-        files = [e.input_image for e in examples] + [e.edited_image for e in examples]
-    arr = np.stack([load_image(f, resolution) for f in files])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    rows = _manifest_rows(paths, "train")
+    if rows.empty:
+        arr = np.stack([load_image(f, resolution) for e in examples for f in (e.input_image, e.edited_image)])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    images: list[np.ndarray] = []
+    settings = RecolorSettings(copies=recolor_copies, seed=seed)
+    for k, row in enumerate(rows.itertuples()):
+        rgb, mask, line = _load_sprite(paths, row, resolution)
+        images += [np.repeat(line[..., None], 3, axis=2), rgb]
+        if recolor_copies:
+            try:
+                images += [r.image for r in swaps(rgb, mask, line, settings, key=k)]
+            except RecolorSkip:
+                pass
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def vae_check_set(paths: Paths, resolution: int, max_images: int = 96) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Colour images of the validation split in [-1, 1] and their character regions (mask minus outline)."""
+    from .recolor import region_of
+
+    rows = _manifest_rows(paths, "val").head(max_images)
+    if rows.empty:
+        return None
+    ims, regions = [], []
+    for row in rows.itertuples():
+        rgb, mask, line = _load_sprite(paths, row, resolution)
+        ims.append(rgb)
+        regions.append(region_of(rgb, mask, line))
+    return to_unit(torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)), torch.from_numpy(np.stack(regions))
 
 
 def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force: bool = False) -> Any:
@@ -358,7 +427,8 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
 
     out = paths.model("vae")
     key = {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
-           "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed}
+           "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed,
+           "latent_channels": cfg.vae_latent_channels, "recolor_copies": cfg.vae_recolor_copies}
     summary_file = out / "vae_summary.json"
     if not force and summary_file.exists():
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
@@ -366,9 +436,10 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
             log.info("using the shared VAE in %s (trained earlier)", out)
             return AutoencoderKL.from_pretrained(out)
         log.info("the VAE in %s was trained with other settings; training it again", out)
-    images = vae_images(paths, examples, cfg.resolution)
+    images = vae_images(paths, examples, cfg.resolution, cfg.vae_recolor_copies, cfg.seed)
     vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae_steps, cfg.vae_batch_size, cfg.vae_learning_rate,
-                         cfg.vae_kl_weight, cfg.seed, chroma_weight=cfg.vae_chroma_weight)
+                         cfg.vae_kl_weight, cfg.seed, chroma_weight=cfg.vae_chroma_weight,
+                         latent_channels=cfg.vae_latent_channels, check=vae_check_set(paths, cfg.resolution))
     with _atomic_dir(out) as tmp:
         vae.save_pretrained(tmp)
         atomic_write_json({"config": key, "n_images": int(images.shape[0]), **dataclasses.asdict(res)},
@@ -385,12 +456,15 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
 
         vae = shared_vae(cfg, paths, examples, force=force_vae)
         text_encoder = build_text_encoder(cfg.arch, seed=cfg.seed)
-        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed)
+        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=cfg.vae_latent_channels)
         desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), a small VAE "
                 f"trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`), a frozen "
                 "random-weight CLIP text transformer and the real CLIP BPE tokenizer (built offline from open_clip's "
                 "vocabulary). Offline stand-in for fine-tuning `timbrooks/instruct-pix2pix`.")
-        return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(), desc)
+        if cfg.train_text_encoder:
+            desc = desc.replace("a frozen random-weight CLIP text transformer", "a small CLIP text transformer trained "
+                                "from scratch with the UNet")
+        return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(cfg.prediction_type), desc)
 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -444,16 +518,28 @@ class LatentCache:
     prompt_index: torch.Tensor  # (N,) index into prompt_emb
 
 
+def _first_rows(groups: torch.Tensor) -> list[int]:
+    """Index of the first row of each group id 0..G-1 (ids numbered in order of first appearance)."""
+    seen: dict[int, int] = {}
+    for i, g in enumerate(groups.tolist()):
+        seen.setdefault(g, i)
+    return [seen[g] for g in range(len(seen))]
+
+
 def build_cache(comp: Components, inputs: torch.Tensor, targets: torch.Tensor, prompts: Sequence[str],
                 device: torch.device, dtype: torch.dtype, flips: bool) -> LatentCache:
     tm, ts, im = [], [], []
+    # recoloured copies share their line art: encode each distinct input once
+    first: dict[bytes, int] = {}
+    where = torch.tensor([first.setdefault(inputs[i].numpy().tobytes(), len(first)) for i in range(inputs.shape[0])])
+    distinct = inputs[_first_rows(where)]
     for flip in ([False, True] if flips else [False]):
-        x_in = inputs.flip(-1) if flip else inputs
+        x_in = distinct.flip(-1) if flip else distinct
         x_out = targets.flip(-1) if flip else targets
         m, s = encode_images(comp.vae, x_out, device, dtype)
         tm.append(m)
         ts.append(s)
-        im.append(encode_images(comp.vae, x_in, device, dtype)[0])  # the mode of a Gaussian is its mean
+        im.append(encode_images(comp.vae, x_in, device, dtype)[0][where])  # the mode of a Gaussian is its mean
     unique = sorted(set(prompts))
     emb = encode_prompts(comp.tokenizer, comp.text_encoder, unique, device, dtype).float().cpu()
     lookup = {p: i for i, p in enumerate(unique)}
@@ -651,27 +737,45 @@ def _train(
 
     comp = build_components(cfg, paths, examples)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+    train_te = cfg.train_text_encoder
     comp.vae.requires_grad_(False).eval()
-    comp.text_encoder.requires_grad_(False).eval()
     comp.vae.to(accelerator.device, dtype=weight_dtype)
-    comp.text_encoder.to(accelerator.device, dtype=weight_dtype)
+    text_encoder = comp.text_encoder
+    if train_te:
+        text_encoder.requires_grad_(True).train()
+        text_encoder.to(accelerator.device)
+    else:
+        text_encoder.requires_grad_(False).eval()
+        text_encoder.to(accelerator.device, dtype=weight_dtype)
     unet = comp.unet
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
 
+    def trained_params() -> list[torch.nn.Parameter]:
+        mods = [accelerator.unwrap_model(unet)] + ([accelerator.unwrap_model(text_encoder)] if train_te else [])
+        return [p for m in mods for p in m.parameters()]
+
     ema = None
     if cfg.use_ema:
         from diffusers import UNet2DConditionModel
 
-        ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
+        ema = (EMAModel(trained_params(), decay=cfg.ema_decay) if train_te else
+               EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config))
 
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+    groups = [{"params": list(unet.parameters()), "lr": cfg.learning_rate}]
+    if train_te:
+        groups.append({"params": list(text_encoder.parameters()),
+                       "lr": cfg.text_encoder_learning_rate or cfg.learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                                   weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
     lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=cfg.max_train_steps * accelerator.num_processes)
-    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    if train_te:
+        unet, text_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, text_encoder, optimizer, lr_scheduler)
+    else:
+        unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
     if ema is not None:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
@@ -679,6 +783,12 @@ def _train(
     # data: everything in memory (loaded above); cached encoder outputs when asked
     prompts = [e.edit_prompt for e in examples]
     null_emb = encode_prompts(comp.tokenizer, comp.text_encoder, [""], accelerator.device, weight_dtype)
+    # a trained text encoder runs every step: its token ids are what gets cached
+    unique_prompts = sorted(set(prompts))
+    prompt_ids = tokenize(comp.tokenizer, unique_prompts) if train_te else None
+    row_of = {p: i for i, p in enumerate(unique_prompts)}
+    prompt_row = torch.tensor([row_of[p] for p in prompts], dtype=torch.long) if train_te else None
+    null_ids = tokenize(comp.tokenizer, [""]) if train_te else None
     cache = None
     if cfg.cache_latents:
         t0 = time.perf_counter()
@@ -742,18 +852,20 @@ def _train(
     def validate(step: int) -> None:
         if not accelerator.is_main_process or n_val == 0:
             return
-        model = accelerator.unwrap_model(unet)
+        model, te = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
         if ema is not None:
-            ema.store(model.parameters())
-            ema.copy_to(model.parameters())
+            ema.store(trained_params())
+            ema.copy_to(trained_params())
         model.eval()
-        pipe = make_pipeline(comp.vae, comp.text_encoder, comp.tokenizer, model, comp.noise_scheduler)
+        te.eval()
+        pipe = make_pipeline(comp.vae, te, comp.tokenizer, model, comp.noise_scheduler)
         with torch.autocast(accelerator.device.type, enabled=mixed != "no", dtype=weight_dtype):
             outs = generate(pipe, val_images, val_prompts, steps=cfg.validation_inference_steps,
                             text_guidance=cfg.text_guidance, image_guidance=cfg.image_guidance, seed=cfg.seed)
         model.train()
+        te.train(train_te)
         if ema is not None:
-            ema.restore(model.parameters())
+            ema.restore(trained_params())
         atomic_write_image(_image_grid([[a, b, c] for a, b, c in zip(val_images, outs, val_targets)]),
                            run_dir / "validation" / f"step-{step:06d}.png")
         atomic_write_json({"columns": ["input", "output", "target"], "prompts": val_prompts, "step": step,
@@ -799,10 +911,9 @@ def _train(
                 mean = torch.stack([cache.target_mean[int(fi)][i] for fi, i in zip(f, idx)])
                 std = torch.stack([cache.target_std[int(fi)][i] for fi, i in zip(f, idx)])
                 image_latents = torch.stack([cache.input_mode[int(fi)][i] for fi, i in zip(f, idx)])
-                text_emb = cache.prompt_emb[cache.prompt_index[idx]]
+                text_emb = None if train_te else cache.prompt_emb[cache.prompt_index[idx]].to(accelerator.device)
                 latents = mean + std * torch.randn(mean.shape, generator=g)
                 latents, image_latents = latents.to(accelerator.device), image_latents.to(accelerator.device)
-                text_emb = text_emb.to(accelerator.device)
             else:
                 x_in, x_out = to_unit(inputs_u8[idx]), to_unit(targets_u8[idx])
                 fl = flip.reshape(-1, 1, 1, 1)
@@ -812,21 +923,25 @@ def _train(
                     eps_z = torch.randn(post.mean.shape, generator=g).to(accelerator.device, post.mean.dtype)
                     latents = post.mean + post.std * eps_z
                     image_latents = comp.vae.encode(x_in.to(accelerator.device, weight_dtype)).latent_dist.mode()
-                    ids = tokenize(comp.tokenizer, [prompts[int(i)] for i in idx]).to(accelerator.device)
-                    text_emb = comp.text_encoder(ids)[0]
+                    text_emb = None if train_te else text_encoder(
+                        tokenize(comp.tokenizer, [prompts[int(i)] for i in idx]).to(accelerator.device))[0]
             latents = latents.float() * scaling
             with accelerator.accumulate(unet):
-                loss = ip2p_loss(unet, comp.noise_scheduler, latents, image_latents, text_emb, null_emb,
-                                 cfg.conditioning_dropout_prob, g, weight_dtype)
+                null = null_emb
+                if train_te:  # the prompts and the empty prompt (conditioning dropout) through the trained encoder
+                    both = text_encoder(torch.cat([prompt_ids[prompt_row[idx]], null_ids]).to(accelerator.device))[0]
+                    text_emb, null = both[:-1], both[-1:]
+                loss = ip2p_loss(unet, comp.noise_scheduler, latents, image_latents, text_emb, null,
+                                 cfg.conditioning_dropout_prob, g, weight_dtype, cfg.snr_gamma)
                 step_loss += accelerator.gather(loss.detach().repeat(bsz)).mean().item() / accum
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(trained_params(), cfg.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
         if ema is not None:
-            ema.step(accelerator.unwrap_model(unet).parameters())
+            ema.step(trained_params())
         global_step += 1
         dt = time.perf_counter() - t0
         log_rows.append({"step": global_step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0],
@@ -849,12 +964,13 @@ def _train(
         return model_dir
 
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(unet)
+        model, te = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
         if ema is not None:
-            ema.copy_to(model.parameters())
+            ema.copy_to(trained_params())
         if cfg.gradient_checkpointing:
             model.disable_gradient_checkpointing()
-        pipe = make_pipeline(comp.vae.to(torch.float32), comp.text_encoder.to(torch.float32), comp.tokenizer,
+        te.eval()
+        pipe = make_pipeline(comp.vae.to(torch.float32), te.to(torch.float32), comp.tokenizer,
                              model.to(torch.float32), comp.noise_scheduler)
         df = pd.DataFrame(log_rows)
         summary = {
@@ -1034,7 +1150,8 @@ def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
         v = json.loads(vae.read_text(encoding="utf-8"))
         rows.append({"source": "(shared VAE)", "steps": v["steps"], "pairs": v["n_images"],
                      "loss last 10%": round(v["final_loss"], 4), "train s": round(v["seconds"], 1),
-                     "caption stand-in": f"reconstruction PSNR {v['psnr']:.1f} dB"})
+                     "caption stand-in": f"reconstruction PSNR {v['psnr']:.1f} dB"
+                     + (f", colour terms kept {v['color_keep']:.2f}" if v.get("color_keep") is not None else "")})
     return pd.DataFrame(rows)
 
 

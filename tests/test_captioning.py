@@ -60,7 +60,15 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
         gen = df[df["caption_source"] != "reference"]
         assert len(gen) == 48 - n_kept
         meta = [json.loads(x) for x in (paths.instructions(source) / "metadata.jsonl").read_text().splitlines()]
-        assert len(meta) == n_train  # train split only: test stays held out
+        originals = [m for m in meta if not m.get("augmentation")]
+        assert len(originals) == n_train  # train split only: test stays held out
+        # smoke: one recoloured copy per train pair, captioned by the source's own captioner
+        recoloured = [m for m in meta if m.get("augmentation")]
+        info = json.loads(paths.captions(source).with_suffix(".json").read_text())["recolor"]
+        assert len(recoloured) == info["n_recolored"] == n_train * cfg.recolor_copies - len(info["skipped"])
+        assert len(recoloured) >= n_train // 2
+        assert {m["input_image"] for m in recoloured} <= {m["input_image"] for m in originals}
+        assert all(m["caption_source"] != "reference" and m["edited_image"].endswith("_rc0.png") for m in recoloured)
         for m in meta:
             assert {"input_image", "edit_prompt", "edited_image", "file_name"} <= set(m)
             assert (paths.instructions(source) / m["input_image"]).exists()
@@ -171,7 +179,8 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
     for c in gen["generated"]:
         assert any(lab in c for lab in labels), c
     cache = paths.interim / "clip_captions_tiny.jsonl"
-    assert len(cache.read_text().splitlines()) == 48  # one cached record per image
+    # one cached record per image: the 48 sprites and the recoloured train copies, captioned by the same code
+    assert len(cache.read_text().splitlines()) == 48 + run.n_recolored and run.n_recolored > 0
 
 
 def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:

@@ -76,6 +76,26 @@ def test_metrics_cover_every_model_and_metric(smoke_run: Path) -> None:
         assert "protected" in metrics[m]
     # the palette stand-in is named as such
     assert any("palette" in s for s in metrics["ip2p_clip"]["stand_in"])
+    # colour control, per template and overall, for every model; a value in [-1, 1] inside its interval
+    for m in models:
+        for template in ("control:body", "control:part", "control:all"):
+            stats = metrics[m]["raw"][template]["color_control"]
+            mean = float(stats["mean"])
+            assert -1.0 <= float(stats["ci_low"]) <= mean <= float(stats["ci_high"]) <= 1.0, (m, template, stats)
+            assert stats["n"] >= 1
+
+
+def test_recoloured_pairs_are_captioned_by_their_own_captioner(smoke_run: Path) -> None:
+    for source in ("cnn_lstm", "clip"):
+        folder = smoke_run / f"data/instructions/smoke/{source}"
+        rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+        aug = [r for r in rows if r.get("augmentation")]
+        assert aug and all((folder / r["edited_image"]).exists() for r in aug)
+        assert {r["input_image"] for r in aug} <= {r["input_image"] for r in rows if not r.get("augmentation")}
+        assert all(r["caption_source"] != "reference" for r in aug)
+    control = pd.read_csv(smoke_run / "reports/smoke/control.csv", dtype={"id": str})
+    assert set(control["asked"]) == {"red", "blue", "green", "yellow", "purple"}
+    assert (smoke_run / "reports/smoke/figures/ladder_body.png").exists()
 
 
 def test_report_links_and_images_resolve(smoke_run: Path) -> None:
