@@ -174,6 +174,17 @@ def line_preservation(output: ImageLike, lineart: ImageLike, threshold: float = 
     return float(np.mean(dark))
 
 
+def _region_coverage(output: ImageLike, mask: ImageLike, exclude: ImageLike | None) -> dict[str, float] | None:
+    """Basic-colour coverage of ``mask`` minus ``exclude`` in ``output``; None for an empty region."""
+    a, m = to_rgb(output), to_mask(mask)
+    check_same_size(output=a, mask=m)
+    if exclude is not None:
+        ex = to_mask(exclude)
+        check_same_size(output=a, exclude=ex)
+        m = m & ~ex
+    return color_coverage(a, m) if m.any() else None
+
+
 def color_adherence(
     output: ImageLike,
     mask: ImageLike,
@@ -190,15 +201,9 @@ def color_adherence(
     words = color_words(instruction)
     if not words:
         return float("nan")
-    a, m = to_rgb(output), to_mask(mask)
-    check_same_size(output=a, mask=m)
-    if exclude is not None:
-        ex = to_mask(exclude)
-        check_same_size(output=a, exclude=ex)
-        m = m & ~ex
-    if not m.any():
+    cov = _region_coverage(output, mask, exclude)
+    if cov is None:
         return float("nan")
-    cov = color_coverage(a, m)
     return float(np.mean([cov[w] >= min_share for w in words]))
 
 
@@ -216,15 +221,9 @@ def named_share(
     words = sorted(set(color_words(instruction)))
     if not words:
         return float("nan")
-    a, m = to_rgb(output), to_mask(mask)
-    check_same_size(output=a, mask=m)
-    if exclude is not None:
-        ex = to_mask(exclude)
-        check_same_size(output=a, exclude=ex)
-        m = m & ~ex
-    if not m.any():
+    cov = _region_coverage(output, mask, exclude)
+    if cov is None:
         return float("nan")
-    cov = color_coverage(a, m)
     return float(sum(cov[w] for w in words))
 
 
