@@ -42,13 +42,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import metrics as M
 from .captions_io import read_reference_csv
 from .config import Paths, load_params, section
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
+from .progress import tqdm
 from .threads import torch_threads
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
+
+from .progress import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,13 @@ def vae_kwargs(arch: str, latent_channels: int = LATENT_CHANNELS) -> dict:
 
 
 def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = None,
-                latent_channels: int = LATENT_CHANNELS) -> dict:
-    """UNet2DConditionModel config with 2 x ``latent_channels`` inputs (noisy latents + image latents)."""
+                latent_channels: int = LATENT_CHANNELS, text_time: bool = False) -> dict:
+    """UNet2DConditionModel config with 2 x ``latent_channels`` inputs (noisy latents + image latents).
+
+    ``text_time``: also add an attention-pooled text embedding to the time embedding
+    (``addition_embed_type="text"``), so the prompt modulates every ResNet block, not only the
+    cross-attention layers; a global "red body" needs no spatial attention to take effect.
+    """
     _check_arch(arch)
     if arch == "tiny":
         blocks, layers, groups, head = (16, 32), 1, 8, 4
@@ -95,10 +101,12 @@ def unet_kwargs(arch: str, sample_size: int, cross_attention_dim: int | None = N
         down = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
         up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
         xdim = 768
+    xdim = cross_attention_dim or xdim
+    extra = {"addition_embed_type": "text", "addition_embed_type_num_heads": max(1, xdim // 16)} if text_time else {}
     return dict(
         sample_size=sample_size, in_channels=2 * latent_channels, out_channels=latent_channels,
         down_block_types=down, up_block_types=up, block_out_channels=blocks, layers_per_block=layers,
-        norm_num_groups=groups, attention_head_dim=head, cross_attention_dim=cross_attention_dim or xdim,
+        norm_num_groups=groups, attention_head_dim=head, cross_attention_dim=xdim, **extra,
     )
 
 
@@ -107,11 +115,12 @@ def vae_downsample(arch: str) -> int:
 
 
 def build_unet(arch: str, resolution: int, vae_arch: str | None = None, seed: int = 0,
-               latent_channels: int = LATENT_CHANNELS) -> UNet2DConditionModel:
+               latent_channels: int = LATENT_CHANNELS, text_time: bool = False) -> UNet2DConditionModel:
     """A randomly initialised UNet for ``resolution`` px images and 2 x ``latent_channels`` inputs (seeded)."""
     torch.manual_seed(seed)
     sample = resolution // vae_downsample(vae_arch or arch)
-    return UNet2DConditionModel(**unet_kwargs(arch, sample, text_encoder_config(arch).hidden_size, latent_channels))
+    return UNet2DConditionModel(**unet_kwargs(arch, sample, text_encoder_config(arch).hidden_size, latent_channels,
+                                              text_time))
 
 
 def build_vae(arch: str, resolution: int, seed: int = 0, latent_channels: int = LATENT_CHANNELS) -> AutoencoderKL:

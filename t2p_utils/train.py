@@ -49,15 +49,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from .config import ConfigError, Paths, from_dict, load_params, section
 from .io import atomic_write_image, atomic_write_json, atomic_write_text
+from .progress import phase, tqdm
 from .threads import torch_threads
 
 log = logging.getLogger(__name__)
 
 MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
+SAMPLERS: tuple[str, ...] = ("euler_ancestral", "euler", "ddim")
 BASE_MODEL = "timbrooks/instruct-pix2pix"
 RUNS_DIR = "runs"
 
@@ -108,6 +109,8 @@ class TrainConfig:
     text_encoder_learning_rate: float | None = None  # None: learning_rate
     snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain MSE
     prediction_type: str = "epsilon"  # scratch models: epsilon | v_prediction
+    text_time_embedding: bool = False  # scratch UNets: pooled text added to the time embedding (see scratch_models)
+    sampler: str = "euler_ancestral"  # the saved pipeline's scheduler: euler_ancestral (as IP2P) | euler | ddim
     seed: int = 42
     cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
     # checkpoints and logs
@@ -128,6 +131,8 @@ class TrainConfig:
             raise ConfigError(f"train.model_source must be one of {', '.join(MODEL_SOURCES)}, not {self.model_source!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {self.mixed_precision!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"train.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ConfigError(f"train.prediction_type must be epsilon or v_prediction, not {self.prediction_type!r}")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
@@ -436,6 +441,7 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
             log.info("using the shared VAE in %s (trained earlier)", out)
             return AutoencoderKL.from_pretrained(out)
         log.info("the VAE in %s was trained with other settings; training it again", out)
+    phase(f"training the shared VAE ({cfg.vae_steps} steps)")
     images = vae_images(paths, examples, cfg.resolution, cfg.vae_recolor_copies, cfg.seed)
     vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae_steps, cfg.vae_batch_size, cfg.vae_learning_rate,
                          cfg.vae_kl_weight, cfg.seed, chroma_weight=cfg.vae_chroma_weight,
@@ -456,7 +462,8 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
 
         vae = shared_vae(cfg, paths, examples, force=force_vae)
         text_encoder = build_text_encoder(cfg.arch, seed=cfg.seed)
-        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=cfg.vae_latent_channels)
+        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=cfg.vae_latent_channels,
+                          text_time=cfg.text_time_embedding)
         desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), a small VAE "
                 f"trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`), a frozen "
                 "random-weight CLIP text transformer and the real CLIP BPE tokenizer (built offline from open_clip's "
@@ -598,11 +605,19 @@ def _image_grid(rows: Sequence[Sequence[Image.Image]], pad: int = 2) -> Image.Im
 
 
 # ------------------------------------------------------------------------- the pipeline
-def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_scheduler: Any) -> Any:
-    """An IP2P pipeline around trained parts, sampling with Euler-ancestral (as timbrooks/instruct-pix2pix)."""
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_scheduler: Any,
+                  sampler: str = "euler_ancestral") -> Any:
+    """An IP2P pipeline around trained parts, sampling with Euler-ancestral (as timbrooks/instruct-pix2pix) by default."""
+    from diffusers import (
+        DDIMScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+    )
 
-    scheduler = EulerAncestralDiscreteScheduler.from_config(noise_scheduler.config)
+    kind = {"euler_ancestral": EulerAncestralDiscreteScheduler, "euler": EulerDiscreteScheduler,
+            "ddim": DDIMScheduler}[sampler]
+    scheduler = kind.from_config(noise_scheduler.config)
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
@@ -723,6 +738,7 @@ def _train(
             log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
             return model_dir
 
+    phase(f"{source}: loading {len(examples)} training pairs")
     inputs_u8, targets_u8 = load_pairs(examples, cfg.resolution)  # fails early, naming a bad image file
     device = resolve_device()
     mixed = cfg.mixed_precision if device == "cuda" else "no"
@@ -791,6 +807,7 @@ def _train(
     null_ids = tokenize(comp.tokenizer, [""]) if train_te else None
     cache = None
     if cfg.cache_latents:
+        phase(f"{source}: caching latents of {len(examples)} pairs")
         t0 = time.perf_counter()
         cache = build_cache(comp, inputs_u8, targets_u8, prompts, accelerator.device, weight_dtype, cfg.random_flip)
         log.info("cached latents of %d pairs and %d prompts in %.1f s", len(examples), cache.prompt_emb.shape[0],
@@ -858,7 +875,7 @@ def _train(
             ema.copy_to(trained_params())
         model.eval()
         te.eval()
-        pipe = make_pipeline(comp.vae, te, comp.tokenizer, model, comp.noise_scheduler)
+        pipe = make_pipeline(comp.vae, te, comp.tokenizer, model, comp.noise_scheduler, cfg.sampler)
         with torch.autocast(accelerator.device.type, enabled=mixed != "no", dtype=weight_dtype):
             outs = generate(pipe, val_images, val_prompts, steps=cfg.validation_inference_steps,
                             text_guidance=cfg.text_guidance, image_guidance=cfg.image_guidance, seed=cfg.seed)
@@ -971,7 +988,7 @@ def _train(
             model.disable_gradient_checkpointing()
         te.eval()
         pipe = make_pipeline(comp.vae.to(torch.float32), te.to(torch.float32), comp.tokenizer,
-                             model.to(torch.float32), comp.noise_scheduler)
+                             model.to(torch.float32), comp.noise_scheduler, cfg.sampler)
         df = pd.DataFrame(log_rows)
         summary = {
             "fingerprint": fp, "source": source, "profile": paths.profile, "n_pairs": n,

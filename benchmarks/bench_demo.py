@@ -1,0 +1,136 @@
+"""Latency of the demo's button: one image, 20 steps, per model, through ``t2p_utils.demo.colorize``.
+
+    .venv/bin/python benchmarks/bench_demo.py --profile cpu            # target: <= 1 s per model, 64 px, 2 cores
+    .venv/bin/python benchmarks/bench_demo.py --profile cpu --runs 9 --threads 2
+
+Models: the trained pipelines of ``models/<profile>/`` (loaded by ``t2p_utils.demo.load_models``,
+as the app does); when there are none, the smoke models (``models/smoke/``); when there are none
+either (or with ``--random-weights``), pipelines of the profile's architecture (``train.arch``,
+``train.resolution``) with random weights, built in code -- the same arithmetic as trained ones,
+so the same latency. The table says which was used.
+
+Input: the first held-out test character of the profile (or a drawn ellipse), the seed's
+instruction, ``compare.torch_threads`` torch threads (as the app), one warm-up call per model,
+then the median of ``--runs`` timed calls. The load average is printed with the figures: on a
+shared machine they are an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from t2p_utils import demo as D
+from t2p_utils.config import Paths, load_params, section
+from t2p_utils.evaluate import CompareConfig
+
+TARGET_S = 1.0
+
+
+def random_weight_models(profile: str) -> tuple[dict[str, D.LoadedModel], Path]:
+    """Two pipelines of ``profile``'s scratch architecture with random weights, saved and loaded like trained ones."""
+    from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
+    from t2p_utils.tokenizer import offline_clip_tokenizer
+    from t2p_utils.train import ddpm_scheduler, load_train_config, make_pipeline
+
+    cfg = load_train_config(profile)
+    extra = {"latent_channels": cfg.vae_latent_channels} if getattr(cfg, "vae_latent_channels", 4) != 4 else {}
+    tmp = Path(tempfile.mkdtemp(prefix="t2p-bench-demo-"))
+    shutil.copytree(Paths.for_profile(profile).params_file.parent, tmp / "params")
+    pipe = make_pipeline(build_vae(cfg.arch, cfg.resolution, **extra), build_text_encoder(cfg.arch),
+                         offline_clip_tokenizer(), build_unet(cfg.arch, cfg.resolution, **extra), ddpm_scheduler())
+    for name in ("ip2p_cnn_lstm", "ip2p_clip"):
+        pipe.save_pretrained(Paths.for_profile(profile, tmp).model(name))
+    return D.load_models(profile, tmp, "cpu"), tmp
+
+
+def pick_models(profile: str, random_weights: bool = False) -> tuple[dict[str, D.LoadedModel], str, str]:
+    """(models, profile whose settings apply, what they are)."""
+    if random_weights:
+        models, _ = random_weight_models(profile)
+        arch = load_params(profile).get("train", {}).get("arch", "?")
+        return models, profile, f"random weights, {profile} architecture ({arch}), built in code (--random-weights)"
+    models = D.load_models(profile, device="cpu")
+    if any(m.available for m in models.values()):
+        return models, profile, f"trained models in models/{profile}/"
+    if profile != "smoke":
+        smoke = D.load_models("smoke", device="cpu")
+        if any(m.available for m in smoke.values()):
+            return smoke, "smoke", f"no models in models/{profile}/: the smoke models (models/smoke/), tiny architecture"
+    models, _ = random_weight_models(profile)
+    arch = load_params(profile).get("train", {}).get("arch", "?")
+    return models, profile, f"no trained models: random weights, {profile} architecture ({arch}), built in code"
+
+
+def lineart(profile: str, resolution: int) -> tuple[Image.Image | str, str]:
+    gallery = D.held_out_gallery(profile)
+    if gallery:
+        return gallery[0][0], f"test character {gallery[0][1]}"
+    im = Image.new("RGB", (resolution, resolution), "white")
+    ImageDraw.Draw(im).ellipse((6, 6, resolution - 7, resolution - 7), outline=(0, 0, 0), width=2)
+    return im, "a drawn ellipse"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: compare.torch_threads)")
+    ap.add_argument("--protect", action="store_true", help="time the mask-protected variant")
+    ap.add_argument("--random-weights", action="store_true",
+                    help="time pipelines of the profile's architecture with random weights even when trained ones exist")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    models, used_profile, what = pick_models(args.profile, args.random_weights)
+    load_s = time.perf_counter() - t0
+    cfg = section(load_params(used_profile), "compare", CompareConfig)
+    threads = args.threads if args.threads is not None else cfg.torch_threads
+    resolution = D.profile_resolution(used_profile)
+    src, src_what = lineart(used_profile, resolution)
+    avail = [m for m in models.values() if m.available]
+    print(f"models: {what}; loaded in {load_s:.1f} s")
+    for m in models.values():
+        if not m.available:
+            print(f"  unavailable: {m.name}: {m.error}")
+    print(f"input: {src_what}, {resolution} px, {args.steps} steps, torch threads {threads or torch.get_num_threads()}, "
+          f"protect={args.protect}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before")
+
+    rows = []
+    for m in avail:
+        def call(m: D.LoadedModel = m) -> float:
+            start = time.perf_counter()
+            D.colorize(src, D.SEED_INSTRUCTION, models={m.name: m}, steps=args.steps, seed=0, protect=args.protect,
+                       resolution=resolution, outline_l=cfg.outline_l, threads=threads)
+            return time.perf_counter() - start
+
+        call()  # warm-up
+        times = [call() for _ in range(args.runs)]
+        rows.append((m.name, m.label, statistics.median(times), min(times), max(times)))
+    start = time.perf_counter()
+    D.colorize(src, D.SEED_INSTRUCTION, models=models, steps=args.steps, seed=0, protect=args.protect,
+               resolution=resolution, outline_l=cfg.outline_l, threads=threads)
+    all_s = time.perf_counter() - start
+
+    print(f"\n| model | label | median s | min s | max s | <= {TARGET_S:g} s |")
+    print("|---|---|---|---|---|---|")
+    for name, label, med, lo, hi in rows:
+        print(f"| {name} | {label} | {med:.3f} | {lo:.3f} | {hi:.3f} | {'yes' if med <= TARGET_S else 'NO'} |")
+    print(f"\nall {len(avail)} models for one click (one call): {all_s:.3f} s; "
+          f"load average {os.getloadavg()[0]:.2f} after ({args.runs} timed runs per model)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,708 @@
+"""The colouring demo (DESIGN.md section 8): type a sentence, see the line art coloured.
+
+A Gradio app over the InstructPix2Pix pipelines a run of the study saved in ``models/<profile>/``::
+
+    python -m t2p_utils.demo --profile cpu            # http://127.0.0.1:7860
+    python -m t2p_utils.demo --profile cpu --share    # a public gradio.live link, only when asked
+
+and inline from the last cell of ``notebooks/05_compare.ipynb`` (:func:`launch_demo` with
+``inline=True``). Everything the button does is the pure function :func:`colorize`, which the
+tests and ``benchmarks/bench_demo.py`` call without Gradio:
+
+* :func:`prepare_lineart` turns whatever a browser sends (any size, format or mode; SVG too) into
+  RGB on white, padded to a square (never stretched) and resized to the model resolution;
+  :class:`DemoInputError` carries a human message for what cannot be used;
+* :func:`load_models` loads every trained pipeline of a profile once per process (labels and
+  stand-ins read by :func:`t2p_utils.evaluate.resolve_models`); a folder that fails to load is
+  kept as unavailable with its reason;
+* every model colours the same image with the same seed (:func:`t2p_utils.train.generate`); the
+  mask-protected variant restores outline and background from the line art
+  (:func:`t2p_utils.metrics.protect`, outline threshold ``compare.outline_l``);
+* :class:`ColorReadout`: the colours the text names, which of them cover the character
+  (>= 3 % of it, as the study's colour adherence counts them) and the colours actually used.
+
+Offline: analytics are switched off before Gradio is imported, the default theme's fonts ship
+with Gradio, and nothing is fetched from a CDN (checked by ``tests/test_demo_browser.py``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before anything imports gradio: no telemetry, no version check
+
+import argparse
+import base64
+import dataclasses
+import io
+import logging
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+from . import metrics as M
+from .colors import color_coverage, color_words, dominant_colors
+from .config import Paths, load_params, section
+from .evaluate import BASE_MODEL, MODEL_LABELS, CompareConfig, CompareError, resolve_device, resolve_models
+from .manifest import read_manifest
+from .threads import torch_threads
+from .train import RUNS_DIR, generate, load_pipeline
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+log = logging.getLogger(__name__)
+
+#: The seed blog post's instruction, first among the examples.
+SEED_INSTRUCTION = "Turn it into a creature with a white belly and a red face and back."
+EXAMPLES: tuple[str, ...] = (
+    SEED_INSTRUCTION,
+    "Turn it into a red creature.",
+    "Turn it into a blue bird with a yellow beak.",
+    "Turn it into a green lizard with an orange belly.",
+    "Turn it into a purple and pink cat.",
+    "Turn it into a brown dog with a black nose.",
+)
+MAX_MEGAPIXELS = 40.0  # larger uploads are refused (a 64 px model gains nothing from them)
+MAX_UPLOAD = "100mb"  # Gradio refuses larger uploads before they reach the server's disk
+MAX_INSTRUCTION_CHARS = 500
+MAX_STEPS = 200
+#: Line-art pixels darker than this (8-bit luminance) are ink; what the ink encloses is the character.
+INK_BELOW = 235
+DEFAULT_RESOLUTION = 64
+CSS = """
+.t2p-output img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
+.t2p-input img { image-rendering: pixelated; }
+.t2p-readout strong { font-size: 1em !important; }
+"""
+
+
+class DemoInputError(ValueError):
+    """Input the demo cannot use; the message is shown to the user as it is."""
+
+
+# ---------------------------------------------------------------------------------------------
+# input conversion
+# ---------------------------------------------------------------------------------------------
+def _too_large(w: int, h: int) -> DemoInputError:
+    return DemoInputError(
+        f"The image is {w} x {h} pixels ({w * h / 1e6:.1f} megapixels); the demo takes at most "
+        f"{MAX_MEGAPIXELS:g} megapixels. Scale it down first (the models work at 64-256 px anyway).")
+
+
+def _check_size(w: int, h: int) -> None:
+    if w < 1 or h < 1:
+        raise DemoInputError(f"The image is {w} x {h} pixels: it has no pixels to colour.")
+    if w * h > MAX_MEGAPIXELS * 1e6:
+        raise _too_large(w, h)
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:4096].lstrip().lower()
+    return head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head) or b"<svg" in head[:512]
+
+
+def _open_bytes(data: bytes, what: str, resolution: int) -> Image.Image:
+    if not data:
+        raise DemoInputError(f"{what} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art.")
+    if _looks_like_svg(data):
+        from .render import _svg_to_rgba  # the sprites' own renderer: cairosvg, square, aspect kept
+
+        try:
+            return _svg_to_rgba(data, resolution)
+        except Exception as exc:  # cairosvg raises many types for broken SVG
+            raise DemoInputError(f"{what} looks like an SVG but could not be rendered ({exc}).") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise DemoInputError(f"{what} is far too large to open ({exc}). Scale it down first.") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DemoInputError(
+            f"{what} is not an image the demo can read: upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art."
+        ) from exc
+    _check_size(*im.size)  # from the header, before the pixels are decoded
+    try:
+        im.seek(0)  # the first frame of an animation
+        im.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DemoInputError(f"{what} is a damaged or truncated image file ({exc}).") from exc
+    return im
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise DemoInputError(f"An image array must be [H, W], [H, W, 3] or [H, W, 4]; got shape {a.shape}.")
+    _check_size(a.shape[1], a.shape[0])
+    if a.dtype == bool:
+        a = np.where(a, 0, 255).astype(np.uint8)  # True = ink
+    if a.dtype != np.uint8:
+        f = np.nan_to_num(a.astype(np.float64))
+        f = f * 255.0 if f.max(initial=0.0) <= 1.0 else (f / 257.0 if f.max() > 255.0 else f)
+        a = np.clip(np.round(f), 0, 255).astype(np.uint8)
+    return Image.fromarray(a, "L" if a.ndim == 2 else ("RGB" if a.shape[2] == 3 else "RGBA"))
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    """RGB on white: EXIF rotation applied, transparency composited onto white, 16-bit and float modes scaled."""
+    try:
+        im = ImageOps.exif_transpose(im)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError) as exc:  # broken EXIF must not stop the demo
+        log.info("demo: EXIF orientation ignored (%s)", exc)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        im = _from_array(np.asarray(im))
+    if im.mode != "RGBA":
+        im = im.convert("RGBA")  # P/LA/PA/RGB with a transparency key keep their alpha; CMYK, YCbCr, 1, L: opaque
+    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, im).convert("RGB")
+
+
+def to_square(im: Image.Image, resolution: int) -> Image.Image:
+    """Pad to a square with white (the image centred, never stretched), then resize to ``resolution``."""
+    w, h = im.size
+    side = max(w, h)
+    if (w, h) != (side, side):
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(im, ((side - w) // 2, (side - h) // 2))
+        im = canvas
+    if side != resolution:
+        im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return im
+
+
+def prepare_lineart(src: Any, resolution: int = DEFAULT_RESOLUTION) -> Image.Image:
+    """The model input: RGB on white, ``resolution`` x ``resolution``.
+
+    ``src``: a PIL image, a numpy array (uint8, 16-bit, float in 0..1 or bool ink), encoded bytes
+    (PNG, JPEG, WebP, GIF, BMP, TIFF, ... or SVG) or a path to such a file. Raises
+    :class:`DemoInputError` for anything that is not a usable image.
+    """
+    if resolution < 8:
+        raise ValueError(f"resolution must be >= 8, got {resolution}")
+    if src is None:
+        raise DemoInputError("No line art yet: upload an image or pick a test character from the gallery.")
+    if isinstance(src, Image.Image):
+        _check_size(*src.size)
+        im = src
+    elif isinstance(src, np.ndarray):
+        im = _from_array(src)
+    elif isinstance(src, bytes | bytearray | memoryview):
+        im = _open_bytes(bytes(src), "The uploaded file", resolution)
+    elif isinstance(src, str | os.PathLike):
+        path = Path(src)
+        if not path.is_file():
+            raise DemoInputError(f"{path} does not exist or is not a file.")
+        if path.stat().st_size > 512 * 2**20:
+            raise DemoInputError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; the demo takes files up to 512 MB.")
+        im = _open_bytes(path.read_bytes(), f"The file {path.name}", resolution)
+    else:
+        raise DemoInputError(f"Cannot read a line art from a {type(src).__name__}: pass an image, array, bytes or path.")
+    out = to_square(_on_white(im), resolution)
+    if np.asarray(out.convert("L")).min() >= 250:
+        raise DemoInputError("The line art is blank (every pixel is white once transparency is made white): "
+                             "upload a drawing with dark outlines.")
+    return out
+
+
+def check_instruction(instruction: Any) -> str:
+    """The instruction stripped; :class:`DemoInputError` when it is empty or far too long."""
+    text = "" if instruction is None else str(instruction).strip()
+    if not text:
+        raise DemoInputError(f"The instruction is empty: type what the character should look like, e.g. "
+                             f"“{SEED_INSTRUCTION}”")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise DemoInputError(f"The instruction is {len(text)} characters long; keep it under {MAX_INSTRUCTION_CHARS} "
+                             "(the text encoder reads 77 tokens at most).")
+    return text
+
+
+def character_mask(lineart: Image.Image | np.ndarray) -> np.ndarray:
+    """bool [H, W]: the character region of a line art, i.e. what its outline encloses.
+
+    Ink (non-white pixels) plus the holes it encloses (``scipy.ndimage.binary_fill_holes``); a
+    one-pixel closing first seals hairline gaps that anti-aliasing leaves in an outline.
+    """
+    gray = np.asarray(Image.fromarray(M.to_rgb(lineart)).convert("L"))
+    ink = gray < INK_BELOW
+    padded = np.pad(ink, 2)
+    closed = ndimage.binary_closing(padded, structure=np.ones((3, 3), dtype=bool))[2:-2, 2:-2]
+    return ndimage.binary_fill_holes(closed | ink)
+
+
+# ---------------------------------------------------------------------------------------------
+# colour read-out
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColorReadout:
+    """What the text asked for and what the output painted, inside the character (outline excluded)."""
+
+    asked: tuple[str, ...]  # basic colour terms named in the instruction, in order
+    coverage: dict[str, float]  # share of the character region per asked colour
+    used: tuple[str, ...]  # colours covering >= min_share of the region, most common first
+    min_share: float = M.MIN_COLOR_SHARE
+
+    @property
+    def hits(self) -> tuple[str, ...]:
+        return tuple(c for c in self.asked if self.coverage.get(c, 0.0) >= self.min_share)
+
+    @property
+    def misses(self) -> tuple[str, ...]:
+        return tuple(c for c in self.asked if c not in self.hits)
+
+    def markdown(self) -> str:
+        if self.asked:
+            marks = ", ".join(f"{c} {'✓ hit' if c in self.hits else '✗ miss'} ({self.coverage.get(c, 0.0):.0%})"
+                              for c in self.asked)
+            asked = f"**asked:** {marks} — {len(self.hits)}/{len(self.asked)} cover ≥ {self.min_share:.0%} of the character"
+        else:
+            asked = "**asked:** the instruction names no colour"
+        used = ", ".join(self.used) if self.used else "none above the threshold"
+        return f"{asked}  \n**used:** {used}"
+
+
+def read_colors(output: Image.Image | np.ndarray, instruction: str, region: np.ndarray,
+                min_share: float = M.MIN_COLOR_SHARE) -> ColorReadout:
+    """The read-out of one output over ``region`` (bool [H, W]; pass the character minus its outline)."""
+    rgb = M.to_rgb(output)
+    cov = color_coverage(rgb, region)
+    asked = tuple(color_words(instruction))
+    return ColorReadout(asked, {c: cov[c] for c in asked}, tuple(dominant_colors(rgb, region, min_share)), min_share)
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    """One model of the demo: a loaded pipeline, or the reason it is unavailable."""
+
+    name: str  # folder name under models/<profile>/, or "base"
+    label: str  # caption source, e.g. "CLIP captions (palette stand-in)" (t2p_utils.evaluate.resolve_models)
+    stand_ins: tuple[str, ...] = ()
+    source: str = ""  # folder or hub id
+    pipe: Any = None
+    error: str | None = None  # why it is unavailable
+
+    @property
+    def available(self) -> bool:
+        return self.pipe is not None and self.error is None
+
+    @property
+    def status(self) -> str:
+        """The stand-in status in words."""
+        if not self.available:
+            return f"unavailable: {self.error}"
+        return "stand-in: " + "; ".join(self.stand_ins) if self.stand_ins else "the real thing (no stand-in)"
+
+
+@dataclass
+class ModelOutput:
+    """What one model made of one request."""
+
+    name: str
+    label: str
+    status: str  # stand-in status (LoadedModel.status)
+    image: Image.Image | None  # resolution x resolution RGB; None when generation failed
+    readout: ColorReadout | None
+    seed: int
+    protected: bool
+    seconds: float
+    error: str | None = None
+
+    def markdown(self) -> str:
+        if self.error:
+            return f"⚠️ {self.error}"
+        assert self.readout is not None
+        variant = "mask-protected" if self.protected else "raw"
+        return f"{self.readout.markdown()}  \n<small>{variant}, seed {self.seed}, {self.seconds:.2f} s</small>"
+
+
+_CACHE: dict[tuple[str, str, str], dict[str, LoadedModel]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def model_names(paths: Paths, cfg: CompareConfig) -> list[str]:
+    """Model folders of a profile (``ip2p_*`` or any saved pipeline), ``compare.models`` order first; ``base`` on full."""
+    found: list[str] = []
+    if paths.models.is_dir():
+        for d in sorted(paths.models.iterdir()):
+            if d.is_dir() and d.name != RUNS_DIR and (d.name.startswith("ip2p_") or (d / "model_index.json").exists()):
+                found.append(d.name)
+    names = [n for n in cfg.models if n in found or (n == BASE_MODEL and paths.profile == "full")]
+    if paths.profile == "full" and BASE_MODEL not in names:
+        names.insert(0, BASE_MODEL)
+    return names + [n for n in found if n not in names]
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _load(paths: Paths, device: str) -> dict[str, LoadedModel]:
+    params = load_params(paths.profile, paths.root)
+    cfg = section(params, "compare", CompareConfig)
+    dev = resolve_device(cfg.device if device == "auto" else device)
+    names = model_names(paths, cfg)
+    ready = [n for n in names if n == BASE_MODEL or (paths.model(n) / "model_index.json").exists()]
+    specs = {}
+    if ready:
+        try:
+            specs = {s.name: s for s in resolve_models(paths, dataclasses.replace(cfg, models=ready), params)}
+        except CompareError as exc:  # only when nothing is left to resolve
+            log.warning("demo: %s", exc)
+    out: dict[str, LoadedModel] = {}
+    for name in names:
+        spec = specs.get(name)
+        if spec is None:
+            folder = paths.model(name)
+            out[name] = LoadedModel(name, MODEL_LABELS.get(name, name), (), str(folder), None,
+                                    f"{folder} has no model_index.json (an unfinished training run?); "
+                                    f"`./run_all.sh {paths.profile} --from 04_finetune` trains it")
+            continue
+        t0 = time.perf_counter()
+        try:
+            pipe = load_pipeline(spec.source, dev)
+        except Exception as exc:  # any failure: listed as unavailable, the others still work
+            log.warning("demo: %s (%s) failed to load: %s", name, spec.source, exc, exc_info=True)
+            out[name] = LoadedModel(name, spec.label, spec.stand_ins, spec.source, None, f"failed to load: {_short(exc)}")
+            continue
+        log.info("demo: loaded %s from %s on %s in %.1f s", name, spec.source, dev, time.perf_counter() - t0)
+        out[name] = LoadedModel(name, spec.label, spec.stand_ins, spec.source, pipe)
+    return out
+
+
+def load_models(profile: str, root: Path | None = None, device: str = "auto", *, reload: bool = False) -> dict[str, LoadedModel]:
+    """Every model of ``models/<profile>/`` (plus zero-shot ``timbrooks/instruct-pix2pix`` on ``full``), loaded once per process.
+
+    Keys are folder names, in ``compare.models`` order. A model that fails to load is kept with
+    ``pipe=None`` and ``error`` saying why; an empty dict means nothing is trained yet
+    (:func:`no_models_message`). ``reload`` drops the cached pipelines of this profile first.
+    """
+    paths = Paths.for_profile(profile, root)
+    key = (paths.profile, str(paths.root), device)
+    with _CACHE_LOCK:
+        if reload or key not in _CACHE:
+            _CACHE[key] = _load(paths, device)
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forget every loaded pipeline (the next :func:`load_models` loads them again)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def no_models_message(profile: str, root: Path | None = None) -> str:
+    paths = Paths.for_profile(profile, root)
+    return (f"No trained model in `{paths.models}` yet. Train them with `./run_all.sh {profile}` "
+            f"(steps 01-04 write the data and the models), then start the demo again.")
+
+
+def models_markdown(profile: str, models: dict[str, LoadedModel], root: Path | None = None) -> str:
+    """The models the page shows, the unavailable ones with their reason; the training command when none works."""
+    avail = [m for m in models.values() if m.available]
+    lines = []
+    if not avail:
+        lines.append(f"⚠️ {no_models_message(profile, root)}")
+    else:
+        lines.append(f"**Models ({profile} profile, `{Paths.for_profile(profile, root).models}`):** "
+                     + ", ".join(m.label for m in avail) + ". Each column below says which stand-ins it uses.")
+    for m in models.values():
+        if not m.available:
+            lines.append(f"- ⚠️ **{m.label}** (`{m.name}`) is unavailable: {m.error}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the function behind the button
+# ---------------------------------------------------------------------------------------------
+def colorize(
+    lineart: Any,
+    instruction: str,
+    *,
+    models: dict[str, LoadedModel],
+    steps: int = 20,
+    text_guidance: float = 7.5,
+    image_guidance: float = 1.5,
+    seed: int | None = 0,
+    protect: bool = False,
+    resolution: int = DEFAULT_RESOLUTION,
+    outline_l: float = M.OUTLINE_L,
+    mask: np.ndarray | Image.Image | None = None,
+    threads: int | None = None,
+) -> list[ModelOutput]:
+    """Colour ``lineart`` as ``instruction`` says with every available model, one seed for all.
+
+    ``seed=None`` draws a random seed (reported in each output). ``protect`` restores outline
+    (line-art L* < ``outline_l``) and background (outside the character) from the line art.
+    ``mask``: the character region; by default derived from the line art (:func:`character_mask`).
+    ``threads``: torch intra-op threads during generation (None leaves torch's setting).
+    Raises :class:`DemoInputError` for unusable input or when no model is available; a model
+    that fails while generating gives an output with ``error`` set and the others still run.
+    """
+    text = check_instruction(instruction)
+    if not 1 <= int(steps) <= MAX_STEPS:
+        raise DemoInputError(f"Steps must be between 1 and {MAX_STEPS}, got {steps}.")
+    if not (0.0 <= float(text_guidance) <= 50.0 and 0.0 <= float(image_guidance) <= 50.0):
+        raise DemoInputError("Text and image guidance must lie between 0 and 50.")
+    avail = [m for m in models.values() if m.available]
+    if not avail:
+        reasons = "; ".join(f"{m.name}: {m.error}" for m in models.values())
+        raise DemoInputError("No model is available to colour with" + (f" ({reasons})." if reasons else
+                                                                       ": train them with ./run_all.sh <profile>."))
+    image = prepare_lineart(lineart, resolution)
+    if mask is None:
+        region = character_mask(image)
+    else:
+        m = mask if isinstance(mask, Image.Image) else Image.fromarray(M.to_mask(mask).astype(np.uint8) * 255)
+        region = M.to_mask(to_square(m.convert("RGB"), resolution))
+    outline = M.outline_mask(image, outline_l)
+    inside = region & ~outline
+    inside = inside if inside.any() else region
+    seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
+    outputs: list[ModelOutput] = []
+    for m in avail:
+        t0 = time.perf_counter()
+        try:
+            with torch_threads(threads):
+                out = generate(m.pipe, [image], [text], int(steps), float(text_guidance), float(image_guidance), seed)[0]
+            out = out.convert("RGB")
+            if out.size != image.size:
+                out = out.resize(image.size, Image.Resampling.LANCZOS)
+            if protect:
+                out = M.protect(out, image, region, outline_l)
+        except Exception as exc:  # one broken model must not take the others down
+            log.exception("demo: %s failed to generate", m.name)
+            outputs.append(ModelOutput(m.name, m.label, m.status, None, None, seed, protect,
+                                       time.perf_counter() - t0, f"{m.label} failed: {_short(exc)}"))
+            continue
+        seconds = time.perf_counter() - t0
+        outputs.append(ModelOutput(m.name, m.label, m.status, out, read_colors(out, text, inside), seed, protect, seconds))
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
+# the held-out test characters
+# ---------------------------------------------------------------------------------------------
+def held_out_gallery(profile: str, root: Path | None = None) -> list[tuple[str, str]]:
+    """(line-art path, caption) of the held-out test characters (``split == "test"``), sorted by id; [] before step 01."""
+    paths = Paths.for_profile(profile, root)
+    try:
+        df = read_manifest(paths.manifest)
+    except (FileNotFoundError, ValueError) as exc:
+        log.info("demo: no test gallery (%s)", exc)
+        return []
+    test = df[df["split"] == "test"].sort_values("id")
+    items = []
+    for row in test.itertuples():
+        path = paths.root / str(row.lineart)
+        if path.is_file():
+            items.append((str(path), f"{row.id} {row.name}".strip()))
+    return items
+
+
+
+
+def profile_resolution(profile: str, root: Path | None = None) -> int:
+    """The resolution the profile's models were trained at (``train.resolution``)."""
+    params = load_params(profile, root)
+    return int((params.get("train") or {}).get("resolution", DEFAULT_RESOLUTION))
+
+
+# ---------------------------------------------------------------------------------------------
+# the Gradio app
+# ---------------------------------------------------------------------------------------------
+def _hand_over_unopened(image: gr.Image) -> gr.Image:
+    """Make an input ``gr.Image`` pass its upload on unopened: a path, or bytes for a data: URL.
+
+    Gradio would open the file with PIL before the handler runs and turn a broken file into a bare
+    "Error"; :func:`prepare_lineart` gives the user a message instead. Set on the instance: a
+    ``gr.Image`` subclass would make Gradio write a ``.pyi`` stub next to this module.
+    """
+
+    def preprocess(payload: Any) -> str | bytes | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return base64.b64decode(payload.url.split(",", 1)[-1])
+        return payload.path
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
+
+
+@dataclass
+class DemoApp:
+    """A built app and what it shows (for tests and the notebook)."""
+
+    blocks: gr.Blocks
+    profile: str
+    models: dict[str, LoadedModel]
+    gallery: list[tuple[str, str]]
+    allowed_paths: list[str] = field(default_factory=list)
+
+
+def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "auto",
+               models: dict[str, LoadedModel] | None = None) -> DemoApp:
+    """The Gradio app with what it serves (:func:`build_app` returns just the ``gr.Blocks``)."""
+    import gradio as gr
+
+    paths = Paths.for_profile(profile, root)
+    params = load_params(profile, paths.root)
+    cfg = section(params, "compare", CompareConfig)
+    models = load_models(profile, paths.root, device) if models is None else models
+    avail = [m for m in models.values() if m.available]
+    resolution = profile_resolution(profile, paths.root)
+    gallery = held_out_gallery(profile, paths.root)
+    out_dir = Path(tempfile.mkdtemp(prefix="t2p-demo-"))
+
+    with gr.Blocks(title="t2p: colour line art with text", analytics_enabled=False) as blocks:
+        gr.Markdown(
+            "# t2p: colour line art with a sentence\n"
+            "Upload a line art (any size; it is padded to a square on white and resized to "
+            f"{resolution} px) or pick a held-out test character, type how it should look, and every trained "
+            "model colours it with the same seed. Under each output: the colours your text names, whether they "
+            "cover the character (✓ hit: at least 3 % of it), and the colours actually used.")
+        gr.Markdown(models_markdown(profile, models, paths.root), elem_id="t2p-models")
+        with gr.Row():
+            with gr.Column(scale=1):
+                image_in = _hand_over_unopened(gr.Image(
+                    label="Line art", type="filepath", sources=["upload", "clipboard"], height=280,
+                    elem_id="t2p-lineart", elem_classes=["t2p-input"]))
+                if gallery:
+                    gal = gr.Gallery(value=gallery, label="…or pick a held-out test character", columns=8, rows=2,
+                                     height=220, allow_preview=False, object_fit="contain", elem_id="t2p-gallery")
+                    gal.select(_pick(gallery), outputs=image_in, show_progress="hidden")
+                else:
+                    gr.Markdown(f"No test characters yet: `./run_all.sh {profile}` writes them (step 01).")
+            with gr.Column(scale=1):
+                instruction = gr.Textbox(label="Instruction", value=SEED_INSTRUCTION, lines=2, max_lines=4,
+                                         elem_id="t2p-instruction")
+                gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[instruction], label="Examples")
+                steps = gr.Slider(1, 100, value=20, step=1, label="Steps")
+                tg = gr.Slider(0.0, 20.0, value=cfg.text_guidance, step=0.5, label="Text guidance")
+                ig = gr.Slider(0.0, 5.0, value=cfg.image_guidance, step=0.1, label="Image guidance")
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="t2p-seed")
+                    random_seed = gr.Checkbox(value=False, label="Random seed")
+                protect = gr.Checkbox(value=False, label="Mask-protected: restore outline and background from the line art")
+                button = gr.Button("Colour it", variant="primary", elem_id="t2p-run")
+        message = gr.Markdown("", elem_id="t2p-message")
+        outs: list[Any] = []
+        with gr.Row(equal_height=False):
+            for m in avail:
+                with gr.Column(min_width=180, elem_classes=["t2p-model"]):
+                    gr.Markdown(f"**{m.label}**  \n<small>{m.status}</small>")
+                    outs.append(gr.Image(label=m.label, type="pil", format="png", interactive=False, height=256,
+                                         buttons=["download", "fullscreen"], elem_classes=["t2p-output"],
+                                         elem_id=f"t2p-out-{m.name}"))
+                    outs.append(gr.Markdown("", elem_classes=["t2p-readout"], elem_id=f"t2p-readout-{m.name}"))
+                    outs.append(gr.DownloadButton("Download PNG", visible=False, size="sm",
+                                                  elem_id=f"t2p-download-{m.name}"))
+
+        def run(image: Any, text: str, n_steps: float, t_g: float, i_g: float, seed_value: float | None,
+                random: bool, protected: bool) -> list[Any]:
+            keep = [gr.skip()] * len(outs)
+            if not avail:
+                gr.Warning(no_models_message(profile, paths.root))
+                return [f"⚠️ {no_models_message(profile, paths.root)}", gr.skip(), *keep]
+            try:
+                results = colorize(image, text, models=models, steps=int(n_steps), text_guidance=t_g, image_guidance=i_g,
+                                   seed=None if random or seed_value is None else int(seed_value), protect=protected,
+                                   resolution=resolution, outline_l=cfg.outline_l, threads=cfg.torch_threads)
+            except DemoInputError as exc:
+                gr.Warning(str(exc))
+                return [f"⚠️ {exc}", gr.skip(), *keep]
+            except Exception as exc:  # the app keeps running whatever happens
+                log.exception("demo: request failed")
+                gr.Warning(f"Something went wrong: {_short(exc)}")
+                return [f"⚠️ Something went wrong: {_short(exc)}", gr.skip(), *keep]
+            values: list[Any] = []
+            by_name = {r.name: r for r in results}
+            for m in avail:
+                r = by_name[m.name]
+                if r.image is None:
+                    values += [None, r.markdown(), gr.update(visible=False)]
+                    continue
+                path = out_dir / f"t2p_{r.name}_seed{r.seed}{'_protected' if r.protected else ''}_{uuid.uuid4().hex[:6]}.png"
+                r.image.save(path)
+                values += [r.image, r.markdown(), gr.update(value=str(path), visible=True)]
+            used = results[0].seed
+            note = f"Done: {len(results)} model(s), seed {used}{' (random)' if random else ''}, {int(n_steps)} steps."
+            return [note, used, *values]
+
+        button.click(run, inputs=[image_in, instruction, steps, tg, ig, seed, random_seed, protect],
+                     outputs=[message, seed, *outs], concurrency_limit=1)
+    return DemoApp(blocks, profile, models, gallery, [str(paths.processed), str(out_dir)])
+
+
+def _pick(gallery: Sequence[tuple[str, str]]) -> Any:
+    """The gallery's select handler: the picked character's line-art path."""
+    from gradio import SelectData
+
+    def pick(evt: SelectData) -> str:
+        return gallery[evt.index][0]
+
+    pick.__annotations__ = {"evt": SelectData, "return": str}  # real classes: Gradio injects SelectData by type
+
+    return pick
+
+
+def build_app(profile: str = "cpu", root: Path | None = None, device: str = "auto",
+              models: dict[str, LoadedModel] | None = None) -> gr.Blocks:
+    """The Gradio app for ``profile`` (pipelines loaded once per process); launch it with :func:`launch_demo`."""
+    return build_demo(profile, root, device, models).blocks
+
+
+def launch_demo(profile: str = "cpu", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+                inline: bool | None = None, block: bool = False, root: Path | None = None, device: str = "auto",
+                models: dict[str, LoadedModel] | None = None) -> DemoApp:
+    """Build and start the app (127.0.0.1 unless ``host`` says otherwise; a public link only with ``share``).
+
+    ``inline=True`` shows it in a notebook cell (JupyterLab, Colab) and returns at once; ``block``
+    keeps the calling thread serving (the command line).
+    """
+    app = build_demo(profile, root, device, models)
+    app.blocks.queue(default_concurrency_limit=1)
+    app.blocks.launch(server_name=host, server_port=port, share=share, inline=inline, prevent_thread_lock=not block,
+                      allowed_paths=app.allowed_paths, css=CSS, ssr_mode=False, show_error=True, quiet=False,
+                      pwa=False, mcp_server=False, max_file_size=MAX_UPLOAD)
+    return app
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m t2p_utils.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu", help="which models/<profile>/ to serve: smoke, cpu or full (default cpu)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (needs internet)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    launch_demo(args.profile, host=args.host, port=args.port, share=args.share, inline=False, block=True,
+                device=args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""The demo's function behind the button (no Gradio server): input conversion, models, read-out, protection.
+
+Models: tiny random pipelines saved in code (``save_tiny_pipeline`` of test_evaluate.py) and
+loaded through the real ``load_models`` path, plus fake pipelines that paint the colour the
+instruction names, so that hit / miss and the protected variant are checked on known pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from test_evaluate import save_tiny_pipeline  # the tiny IP2P pipeline the evaluation tests build
+
+from t2p_utils import colab
+from t2p_utils import demo as D
+from t2p_utils.colors import BASIC_PROTOTYPES, color_words, rgb_to_lab
+from t2p_utils.config import Paths
+from t2p_utils.synthetic import make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one thread is as fast and avoids oversubscribing a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def ring_lineart(size: int = 64, width: int = 3, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """A black ellipse outline on white: the character is what it encloses."""
+    im = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(im).ellipse(box or (8, 8, size - 9, size - 9), outline=(0, 0, 0), width=width)
+    return im
+
+
+class PaintPipe:
+    """Stands in for an IP2P pipeline: paints the whole image (outline and background too) in the first
+    colour the prompt names, or returns the input unchanged when it names none. ``fail`` raises instead."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, prompt: list[str], image: list[Image.Image], num_inference_steps: int, guidance_scale: float,
+                 image_guidance_scale: float, generator: list[torch.Generator], output_type: str) -> SimpleNamespace:
+        self.calls.append({"prompt": prompt, "steps": num_inference_steps, "seed": generator[0].initial_seed()})
+        if self.fail:
+            raise RuntimeError("out of paint")
+        out = []
+        for p, im in zip(prompt, image, strict=True):
+            words = color_words(p)
+            out.append(Image.new("RGB", im.size, BASIC_PROTOTYPES[words[0]]) if words else im.copy())
+        return SimpleNamespace(images=out)
+
+
+def painter(name: str = "ip2p_paint", fail: bool = False) -> D.LoadedModel:
+    return D.LoadedModel(name, f"painter {name}", ("a fake that paints the named colour",), "memory", PaintPipe(fail))
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """A smoke root: 30 synthetic creatures (3 test ids) and models/smoke/ with two tiny pipelines,
+    one folder whose weights are broken and one without model_index.json."""
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "params", root / "params")
+    paths = Paths.for_profile("smoke", root)
+    make_synthetic(paths, n=30, size=64, seed=42)
+    save_tiny_pipeline(paths.model("ip2p_cnn_lstm"))
+    shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_clip"))
+    shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_reference"))
+    for f in (paths.model("ip2p_reference") / "unet").glob("*.safetensors"):
+        f.write_bytes(b"this is not a safetensors file")
+    paths.model("ip2p_palette").mkdir()  # an unfinished training run: no model_index.json
+    (paths.model("runs")).mkdir()  # training runs are not models
+    return paths
+
+
+@pytest.fixture(scope="module")
+def models(demo_root: Paths) -> dict[str, D.LoadedModel]:
+    D.clear_cache()
+    return D.load_models("smoke", demo_root.root, "cpu")
+
+
+# ------------------------------------------------------------------------------ input conversion
+def _transparent_palette(im: Image.Image) -> Image.Image:
+    """A palette PNG whose white is transparent (and stored as black), as drawing apps export it."""
+    p = im.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    white = int(np.asarray(p)[0, 0])
+    pal = p.getpalette()
+    pal[3 * white: 3 * white + 3] = [0, 0, 0]
+    p.putpalette(pal)
+    p.info["transparency"] = white
+    return p
+
+
+def test_any_browser_image_becomes_a_padded_square_on_white() -> None:
+    wide = Image.new("RGBA", (200, 100), (0, 0, 0, 0))  # transparent background
+    ImageDraw.Draw(wide).rectangle((10, 10, 189, 89), outline=(0, 0, 0, 255), width=4)
+    out = D.prepare_lineart(wide, 64)
+    assert out.mode == "RGB" and out.size == (64, 64)
+    arr = np.asarray(out)
+    assert (arr[:14] == 255).all() and (arr[-14:] == 255).all()  # padded top and bottom with white, not stretched
+    ys, xs = np.nonzero(arr.min(axis=2) < 128)
+    assert (xs.max() - xs.min()) / (ys.max() - ys.min()) == pytest.approx(180 / 80, rel=0.1)  # aspect kept
+    assert arr[32, 32].tolist() == [255, 255, 255]  # transparent -> white
+
+    big = ring_lineart(512, width=24)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=85)
+    variants: dict[str, Any] = {
+        "jpeg bytes": buf.getvalue(),
+        "16-bit gray": Image.fromarray(np.asarray(big.convert("L"), dtype=np.uint16) * 257),
+        "float array": np.asarray(big, dtype=np.float32) / 255.0,
+        "palette with transparency": _transparent_palette(big),
+        "cmyk": big.convert("CMYK"),
+        "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 50"><ellipse cx="50" cy="25" rx="45" '
+                b'ry="20" fill="none" stroke="#000" stroke-width="4"/></svg>'),
+    }
+    for what, src in variants.items():
+        out = D.prepare_lineart(src, 64)
+        assert out.size == (64, 64) and out.mode == "RGB", what
+        arr = np.asarray(out.convert("L"))
+        assert arr.min() < 80 and arr[0, 0] > 245, what  # dark outline on a white corner
+
+
+def test_character_mask_is_what_the_outline_encloses() -> None:
+    mask = D.character_mask(ring_lineart(64))
+    assert mask[32, 32] and mask[9, 32] and not mask[2, 2] and not mask[62, 62]
+    assert 0.4 < mask.mean() < 0.7
+
+
+def test_bad_inputs_raise_clear_messages(tmp_path: Path) -> None:
+    line = ring_lineart()
+    with pytest.raises(D.DemoInputError, match="not an image"):
+        D.prepare_lineart(b"%PDF-1.4 definitely not a picture", 64)
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("hello")
+    with pytest.raises(D.DemoInputError, match="notes.png is not an image"):
+        D.colorize(str(not_image), "Turn it into a red creature", models={"p": painter()})
+    for empty in ("", "   \n", None):
+        with pytest.raises(D.DemoInputError, match="instruction is empty"):
+            D.colorize(line, empty, models={"p": painter()})  # type: ignore[arg-type]
+    huge = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(huge, "PNG")  # 48 megapixels, a few kB of PNG
+    with pytest.raises(D.DemoInputError, match=r"8000 x 6000 pixels \(48.0 megapixels\).*at most 40"):
+        D.prepare_lineart(huge.getvalue(), 64)
+    with pytest.raises(D.DemoInputError, match="No line art"):
+        D.prepare_lineart(None, 64)
+    with pytest.raises(D.DemoInputError, match="blank"):
+        D.prepare_lineart(Image.new("RGBA", (64, 64), (0, 0, 0, 0)), 64)  # all transparent -> all white
+    with pytest.raises(D.DemoInputError, match="empty \\(0 bytes\\)"):
+        D.prepare_lineart(b"", 64)
+
+
+# ------------------------------------------------------------------------------ models
+def test_models_load_once_with_labels_and_unavailable_reasons(demo_root: Paths, models: dict[str, D.LoadedModel]) -> None:
+    assert list(models) == ["ip2p_cnn_lstm", "ip2p_clip", "ip2p_reference", "ip2p_palette"]  # compare.models first
+    assert [m.name for m in models.values() if m.available] == ["ip2p_cnn_lstm", "ip2p_clip"]
+    assert models["ip2p_reference"].error.startswith("failed to load:")  # the broken weights, with the reason
+    assert "model_index.json" in models["ip2p_palette"].error and "./run_all.sh smoke" in models["ip2p_palette"].error
+    # labels and stand-ins come from t2p_utils.evaluate.resolve_models
+    assert models["ip2p_cnn_lstm"].label == "CNN-LSTM captions"
+    assert models["ip2p_clip"].label == "CLIP captions (palette stand-in)"
+    assert "palette captioner instead of CLIP" in models["ip2p_clip"].status
+    assert "trained from scratch" in models["ip2p_cnn_lstm"].status
+    assert D.load_models("smoke", demo_root.root, "cpu") is models  # cached: loaded once per process
+    text = D.models_markdown("smoke", models, demo_root.root)
+    assert "ip2p_reference" in text and "unavailable" in text and "failed to load" in text
+
+
+def test_no_models_names_the_command_that_trains_them(tmp_root: Path) -> None:
+    assert D.load_models("cpu", tmp_root, "cpu") == {}
+    msg = D.no_models_message("cpu", tmp_root)
+    assert "./run_all.sh cpu" in msg and str(tmp_root / "models" / "cpu") in msg
+    assert "./run_all.sh cpu" in D.models_markdown("cpu", {}, tmp_root)
+    with pytest.raises(D.DemoInputError, match="No model is available"):
+        D.colorize(ring_lineart(), "Turn it into a red creature", models={})
+    assert D.held_out_gallery("cpu", tmp_root) == []  # before step 01: no gallery, no crash
+
+
+# ------------------------------------------------------------------------------ the button
+def test_one_image_per_model_of_the_right_size_and_red_is_read_out(models: dict[str, D.LoadedModel]) -> None:
+    mixed = {**models, "ip2p_paint": painter()}
+    outs = D.colorize(ring_lineart(), "Turn it into a red creature", models=mixed, steps=2, seed=3)
+    assert [o.name for o in outs] == ["ip2p_cnn_lstm", "ip2p_clip", "ip2p_paint"]  # the unavailable ones are skipped
+    for o in outs:
+        assert o.error is None and o.image.size == (64, 64) and o.image.mode == "RGB" and o.seed == 3
+        assert o.readout.asked == ("red",) and "red" in o.readout.markdown()
+    paint = outs[-1]
+    assert paint.readout.hits == ("red",) and paint.readout.used == ("red",)
+    assert paint.readout.coverage["red"] == pytest.approx(1.0)
+    assert "red ✓ hit (100%)" in paint.markdown()
+    # identical weights, one seed for all -> identical outputs; the seed is reproducible
+    np.testing.assert_array_equal(np.asarray(outs[0].image), np.asarray(outs[1].image))
+    again = D.colorize(ring_lineart(), "Turn it into a red creature", models=models, steps=2, seed=3)
+    np.testing.assert_array_equal(np.asarray(again[0].image), np.asarray(outs[0].image))
+
+
+def test_hit_and_miss_on_what_was_painted() -> None:
+    outs = D.colorize(ring_lineart(), "Turn it into a blue creature with a yellow belly",
+                      models={"p": painter()}, steps=20, resolution=48)
+    r = outs[0].readout
+    assert outs[0].image.size == (48, 48)
+    assert r.asked == ("blue", "yellow") and r.hits == ("blue",) and r.misses == ("yellow",)
+    assert "yellow ✗ miss (0%)" in r.markdown() and "1/2" in r.markdown()
+    none = D.colorize(ring_lineart(), "Make it look nice", models={"p": painter()})[0]
+    assert none.readout.asked == () and "names no colour" in none.readout.markdown()
+
+
+def _lightness(im: Image.Image) -> np.ndarray:
+    return rgb_to_lab(np.asarray(im))[..., 0]
+
+
+def test_protected_variant_keeps_outline_dark_and_background_white() -> None:
+    line = ring_lineart(width=4)
+    raw, = D.colorize(line, "Turn it into a red creature", models={"p": painter()}, protect=False, outline_l=60.0)
+    prot, = D.colorize(line, "Turn it into a red creature", models={"p": painter()}, protect=True, outline_l=60.0)
+    outline = rgb_to_lab(np.asarray(line))[..., 0] < 60.0
+    assert outline.sum() > 100
+    assert (_lightness(raw.image)[outline] >= 35).all()  # the painter covered the lines
+    assert (_lightness(prot.image)[outline] < 60.0).all()  # protected: every outline pixel dark again
+    inside = D.character_mask(line)
+    assert (np.asarray(prot.image)[~inside] == 255).all()  # background restored to white
+    assert prot.protected and prot.readout.hits == ("red",) and "mask-protected" in prot.markdown()
+
+
+def test_random_seed_is_reported_and_shared() -> None:
+    p1, p2 = painter("a"), painter("b")
+    outs = D.colorize(ring_lineart(), "Turn it into a red creature", models={"a": p1, "b": p2}, seed=None, steps=7)
+    assert outs[0].seed == outs[1].seed and 0 <= outs[0].seed < 2**31
+    assert p1.pipe.calls[0]["seed"] == p2.pipe.calls[0]["seed"] == outs[0].seed and p1.pipe.calls[0]["steps"] == 7
+
+
+def test_a_model_failing_at_generation_leaves_the_others_working() -> None:
+    outs = D.colorize(ring_lineart(), "Turn it into a red creature",
+                      models={"bad": painter("bad", fail=True), "good": painter("good")})
+    assert outs[0].image is None and "out of paint" in outs[0].error and "out of paint" in outs[0].markdown()
+    assert outs[1].image is not None and outs[1].readout.hits == ("red",)
+
+
+def test_out_of_range_settings_are_refused() -> None:
+    with pytest.raises(D.DemoInputError, match="Steps must be between 1"):
+        D.colorize(ring_lineart(), "red", models={"p": painter()}, steps=0)
+    with pytest.raises(D.DemoInputError, match="guidance"):
+        D.colorize(ring_lineart(), "red", models={"p": painter()}, text_guidance=-1)
+
+
+def test_gallery_lists_the_held_out_test_characters(demo_root: Paths) -> None:
+    gallery = D.held_out_gallery("smoke", demo_root.root)
+    from t2p_utils.manifest import read_manifest
+
+    df = read_manifest(demo_root.manifest)
+    assert [Path(p).stem for p, _ in gallery] == sorted(df.loc[df["split"] == "test", "id"])
+    assert all(Path(p).is_file() for p, _ in gallery)
+    outs = D.colorize(gallery[0][0], "Turn it into a green creature", models={"p": painter()})  # a path works too
+    assert outs[0].readout.hits == ("green",)
+
+
+def test_cli_binds_localhost_by_default() -> None:
+    args = D.parse_args(["--profile", "smoke"])
+    assert (args.profile, args.host, args.port, args.share) == ("smoke", "127.0.0.1", 7860, False)
+    assert D.parse_args(["--share", "--host", "0.0.0.0"]).share
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+# ------------------------------------------------------------------------------ Colab set-up
+def test_colab_setup_does_nothing_outside_colab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    calls: list[Any] = []
+    cwd = os.getcwd()
+    assert colab.setup_colab(tmp_path, run=lambda *a, **k: calls.append(a)) is None
+    assert calls == [] and os.getcwd() == cwd
+
+
+def test_colab_setup_clones_installs_once_and_changes_into_the_repo(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "google.colab", SimpleNamespace())
+    prefix = tmp_path / "prefix"
+    prefix.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    repo = tmp_path / "t2p"
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], check: bool) -> None:
+        calls.append(cmd)
+        if cmd[:2] == ["git", "clone"]:
+            repo.mkdir()
+            shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+
+    assert colab.setup_colab(repo, run=run) == repo
+    assert calls[0] == ["git", "clone", "--depth", "1", colab.REPO_URL, str(repo)]
+    assert calls[1] == [sys.executable, "-m", "pip", "install", "-q", "-e", str(repo)]
+    assert Path(os.getcwd()) == repo and str(repo) in sys.path
+    # the stamp is what scripts/env.sh writes, so a second call installs nothing
+    stamp = (prefix / ".t2p-installed").read_text().strip()
+    assert stamp == hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    calls.clear()
+    colab.setup_colab(repo, run=run)
+    assert calls == []
+
+
+def test_colab_cell_is_guarded_and_notebooks_use_one_url() -> None:
+    cell = colab.setup_cell()
+    assert 'if "google.colab" in sys.modules:' in cell and colab.REPO_URL in cell
+    ns: dict[str, Any] = {}
+    exec(compile(cell, "<colab cell>", "exec"), ns)  # noqa: S102 - outside Colab: runs and does nothing
+    assert "T2P_REPO_URL" not in ns
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]]
+        setup = [c for c in cells if c.startswith(colab.CELL_MARKER)]
+        assert setup in ([], [cell]), f"{nb.name}: its Colab cell differs from t2p_utils.colab.setup_cell()"

@@ -1,0 +1,178 @@
+"""The demo end to end in a real browser: Debian's Chromium, headless, driven by Selenium.
+
+The app runs in this process on 127.0.0.1 (a free port) over tiny pipelines built in code
+(the ``demo_root`` fixture of test_demo.py). Chromium may reach 127.0.0.1 only (every other host
+name resolves to nothing), and every request the page makes is checked to be local: the demo
+works offline. A screenshot is saved to reports/demo_screenshot.png (git-ignored).
+
+Skipped only when /usr/bin/chromium is missing and CI is not set; under CI it must run
+(``.ci/run`` installs Chromium with apt when it is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+from test_demo import demo_root, one_thread  # noqa: F401 - fixtures shared with the unit tests
+
+from t2p_utils import demo as D
+from t2p_utils.config import Paths
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("T2P_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("T2P_CHROMEDRIVER", "/usr/bin/chromedriver"))
+SCREENSHOT = REPO / "reports" / "demo_screenshot.png"
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    if IN_CI:
+        pytest.fail(f"CI is set but {CHROMIUM} or {CHROMEDRIVER} is missing: .ci/run installs them with "
+                    "`apt-get install -y chromium chromium-driver`", pytrace=False)
+    pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} is missing (install: apt-get install -y chromium chromium-driver)",
+                allow_module_level=True)
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_root: Paths) -> Iterator[tuple[str, D.DemoApp]]:  # noqa: F811 - the imported fixture
+    D.clear_cache()
+    app = D.launch_demo("smoke", host="127.0.0.1", port=free_port(), root=demo_root.root, device="cpu")
+    try:
+        yield app.blocks.local_url, app
+    finally:
+        app.blocks.close()
+        D.clear_cache()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for (or download) a browser or driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1700",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # offline: only the app is reachable
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def requested_urls(driver: Any) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], browser: Any, tmp_path: Path) -> None:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, app = app_url
+    names = [m.name for m in app.models.values() if m.available]
+    assert names == ["ip2p_cnn_lstm", "ip2p_clip"]
+    wait = WebDriverWait(browser, 60)
+
+    def css(selector: str) -> tuple[str, str]:
+        return By.CSS_SELECTOR, selector
+
+    browser.get(url)
+    run = wait.until(EC.element_to_be_clickable(css("#t2p-run")))
+    models_box = browser.find_element(*css("#t2p-models")).text
+    assert "CLIP captions (palette stand-in)" in models_box and "ip2p_reference" in models_box  # broken one listed
+
+    # no line art yet: a message in the page, and the app keeps serving
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "No line art yet"))
+
+    # upload a 300 x 200 line-art PNG (not square, not the model size), type an instruction, click
+    png = tmp_path / "my drawing.png"
+    drawing = Image.new("RGB", (300, 200), "white")
+    pen = ImageDraw.Draw(drawing)
+    pen.ellipse((40, 10, 260, 190), outline="black", width=8)  # a body with two eyes
+    pen.ellipse((100, 60, 130, 90), outline="black", width=6)
+    pen.ellipse((170, 60, 200, 90), outline="black", width=6)
+    drawing.save(png)
+    browser.find_element(*css("#t2p-lineart input[type=file]")).send_keys(str(png))
+    wait.until(EC.presence_of_element_located(css("#t2p-lineart img")))
+    box = browser.find_element(*css("#t2p-instruction textarea"))
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Turn it into a red creature")
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "Done"))
+    for name in names:
+        img = wait.until(EC.presence_of_element_located(css(f"#t2p-out-{name} img")))
+        wait.until(lambda d, img=img: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img))
+        size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img)
+        assert size == [64, 64], name
+        readout = browser.find_element(*css(f"#t2p-readout-{name}")).text
+        assert "asked: red" in readout and "used:" in readout and "seed 0" in readout, readout
+        assert browser.find_element(*css(f"#t2p-download-{name}")).is_displayed()
+    assert "seed 0" in browser.find_element(*css("#t2p-message")).text
+    browser.execute_script("document.querySelectorAll('.toast-close').forEach(b => b.click())")  # the first warning
+    try:  # only for a clean screenshot
+        WebDriverWait(browser, 15).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".toast-body"))
+    except TimeoutException:
+        pass
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+
+    # an empty instruction: a message, the outputs stay
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "instruction is empty"))
+    assert browser.find_element(*css(f"#t2p-out-{names[0]} img")).is_displayed()
+
+    # a file that is not an image (the browser sends anything named .png): our message, not a bare "Error"
+    broken = tmp_path / "broken.png"
+    broken.write_text("this is not a picture")
+    browser.find_element(*css("#t2p-lineart input[type=file]")).send_keys(str(broken))
+    box.send_keys("Turn it into a red creature")
+    wait.until(lambda d: d.execute_script(
+        "const i = document.querySelector('#t2p-lineart img'); return i && i.src.endsWith('broken.png')"))
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "broken.png is not an image the demo can read"))
+
+    # picking a held-out test character puts its line art in the input
+    first = app.gallery[0][0]
+    browser.find_element(*css("#t2p-gallery button.thumbnail-item")).click()
+    wait.until(lambda d: (d.execute_script(
+        "const i = document.querySelector('#t2p-lineart img'); return i && i.src") or "").endswith(Path(first).name))
+
+    assert not Path(D.__file__).with_suffix(".pyi").exists()  # no gr.Image subclass: Gradio writes no stub
+    urls = requested_urls(browser)
+    assert any(u.startswith(url.rstrip("/")) for u in urls), "no network log"
+    remote = [u for u in urls if u.startswith(("http:", "https:", "ws:", "wss:"))  # not chrome://, data:, blob:
+              and not u.startswith((url.rstrip("/"), url.rstrip("/").replace("http", "ws", 1)))]
+    assert remote == [], f"the page asked the network for {remote[:5]}"
