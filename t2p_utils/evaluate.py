@@ -541,6 +541,58 @@ def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2
     return pd.DataFrame(rows, columns=["a", "b", "prompt", "metric", "mean_diff", "ci_low", "ci_high", "n", "verdict"])
 
 
+def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val", n: int = 20,
+                steps: int | None = None, text_guidance: float | None = None, image_guidance: float | None = None,
+                caption_source: str = "clip", templates: Sequence[str] | None = None) -> dict[str, float]:
+    """Colour control and faithful metrics of one pipeline on the first ``n`` ids of a non-test split.
+
+    For choosing a recipe and inference settings without looking at the test split: the
+    faithful instruction of an id is its ``caption_source`` caption (``data/captions/<p>/<source>.csv``).
+    Returns means (``control_<template>``, ``ssim``, ``delta_e``, ``leakage``, ``named_share``) and
+    ``control_low`` (the bootstrap lower bound of the mean control over templates).
+    """
+    if split == "test":
+        raise ValueError("score_split is for choosing settings: use the val (or train) split, never test")
+    manifest = read_manifest(paths.manifest)
+    rows = manifest[manifest["split"] == split].sort_values("id").head(n)
+    if rows.empty:
+        raise CompareError(f"{paths.manifest} has no {split!r} rows: re-run notebooks/01_scrape.ipynb")
+    caps = pd.read_csv(paths.captions(caption_source), dtype=str, keep_default_na=False).set_index("id")
+    items = [TestItem(r.id, caps.at[r.id, "instruction"], "", paths.root / r.color, paths.root / r.lineart,
+                      paths.root / r.mask) for r in rows.itertuples()]
+    opened = {i.id: _open_item(i) for i in items}
+    run_cfg = dataclasses.replace(cfg, steps=steps or cfg.steps, text_guidance=text_guidance or cfg.text_guidance,
+                                  image_guidance=image_guidance or cfg.image_guidance, control_max_test=0,
+                                  control_templates={k: v for k, v in cfg.control_templates.items()
+                                                     if templates is None or k in templates})
+
+    class _Direct:
+        def generate(self, pipe_: Any, images: list[Image.Image], prompts: list[str], steps_: int, tg: float,
+                     ig: float, seed: int) -> list[Image.Image]:
+            from .train import generate
+
+            return generate(pipe_, images, prompts, steps_, tg, ig, seed, batch_size=len(images))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Paths(paths.profile, Path(tmp))
+        control = run_control(scratch, run_cfg, _Direct(), pipe, "m", items, opened)  # type: ignore[arg-type]
+    per = control_per_id(control)
+    out: dict[str, float] = {}
+    for template, grp in per.groupby("template"):
+        out[f"control_{template}"] = float(grp["color_control"].mean())
+    out["control_low"] = M.bootstrap_ci(per.loc[per.template == "all", "color_control"]).ci_low
+    faithful = _generate_batched(_Direct(), pipe, [opened[i.id]["lineart"] for i in items],  # type: ignore[arg-type]
+                                 [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,
+                                 run_cfg.image_guidance)
+    scores = [score_output(o, i, "faithful", i.faithful, opened[i.id], cfg.outline_l)["raw"]
+              for o, i in zip(faithful, items, strict=True)]
+    for k in ("ssim", "delta_e", "leakage", "named_share"):
+        out[k] = float(np.nanmean([sc[k] for sc in scores]))
+    return out
+
+
 def run_compare(
     paths: Paths,
     cfg: CompareConfig,

@@ -1172,6 +1172,18 @@ def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def levers_table(paths: Paths) -> pd.DataFrame:
+    """``reports/<p>/levers.csv`` (written by ``benchmarks/levers.py``): each measured recipe -> colour control on
+    the validation split, quality and time; empty when no lever was measured for this profile."""
+    f = paths.reports / "levers.csv"
+    if not f.exists():
+        return pd.DataFrame()
+    cols = ["tag", "source", "overrides", "train_steps", "train_s", "samples_per_s", "control_all", "control_low",
+            "ssim", "delta_e", "leakage", "named_share", "n_val", "inference_steps", "threads", "load"]
+    df = pd.read_csv(f)
+    return df[[c for c in cols if c in df.columns]]
+
+
 def figures_dir(paths: Paths) -> Path:
     d = paths.reports / "figures"
     d.mkdir(parents=True, exist_ok=True)

@@ -106,3 +106,11 @@ def test_named_share_weights_adherence_by_coverage() -> None:
     assert M.color_adherence(noise, m, text) == 1.0  # noise touches every colour at 3 %...
     assert M.named_share(noise, m, text) < 0.35  # ...but covers little of the body with the named ones
     assert np.isnan(M.named_share(noise, m, "Turn it into a creature."))
+
+
+def test_settings_are_never_chosen_on_the_test_split(tmp_path) -> None:
+    from t2p_utils.config import Paths
+    from t2p_utils.evaluate import CompareConfig, score_split
+
+    with pytest.raises(ValueError, match="never test"):
+        score_split(Paths("smoke", tmp_path), object(), CompareConfig(), split="test")

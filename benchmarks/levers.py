@@ -1,0 +1,98 @@
+"""Measure one training recipe ("lever" setting) by what it buys: colour control on the validation split, and time.
+
+    .venv/bin/python benchmarks/levers.py --profile cpu --tag text_time --source clip \\
+        --set train_text_encoder=true --set text_time_embedding=true [--vae models/cpu/vae] [--n-val 20]
+
+Trains one IP2P model with the profile's ``train:`` section plus the ``--set`` overrides, in an
+overlay folder ``models/<profile>/levers/<tag>/`` (data and params are the profile's own, linked;
+``--vae`` links an already trained shared VAE instead of training one), then scores it with
+:func:`t2p_utils.evaluate.score_split` on the first ``--n-val`` validation ids: colour control per
+template, SSIM, ΔE2000, leakage, named share. Never the test split. Appends one row to
+``reports/<profile>/levers.csv`` (tag, overrides, train seconds, samples/s, scores), which notebook
+04 shows as the lever table. Timings depend on what else runs on the cores: say which run they come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
+from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
+from t2p_utils.train import TrainConfig, load_pipeline, train  # noqa: E402
+
+
+def overlay(paths: Paths, tag: str, vae: Path | None) -> Paths:
+    """A root whose data/ and params/ are the profile's and whose models/ is the lever's own."""
+    root = paths.models / "levers" / tag
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("data", "params"):
+        link = root / name
+        if not link.exists():
+            link.symlink_to(paths.root / name, target_is_directory=True)
+    models = root / "models" / paths.profile
+    models.mkdir(parents=True, exist_ok=True)
+    if vae is not None and not (models / "vae").exists():
+        (models / "vae").symlink_to(Path(vae).resolve(), target_is_directory=True)
+    return Paths(paths.profile, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--tag", required=True, help="a name for this setting (folder and table row)")
+    ap.add_argument("--source", default="clip", help="caption source to train on")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a train: key")
+    ap.add_argument("--vae", type=Path, help="a trained shared VAE folder to reuse")
+    ap.add_argument("--n-val", type=int, default=20)
+    ap.add_argument("--steps", type=int, help="inference steps (default: compare.steps)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    base = Paths.for_profile(args.profile)
+    params = load_params(args.profile)
+    values = dict(params.get("train") or {})
+    overrides = {k: yaml.safe_load(v) for k, v in (item.partition("=")[::2] for item in args.set)}
+    cfg = from_dict(TrainConfig, {**values, **overrides}, where=f"params/{args.profile}.yaml [train] + --set")
+    compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")
+    paths = overlay(base, args.tag, args.vae)
+    t0 = time.perf_counter()
+    model_dir = train(cfg, paths, args.source)
+    seconds = time.perf_counter() - t0
+    summary = json.loads((model_dir / "train_summary.json").read_text(encoding="utf-8"))
+    t1 = time.perf_counter()
+    scores = score_split(paths, load_pipeline(model_dir), compare, "val", args.n_val, steps=args.steps,
+                         caption_source=args.source)
+    row = {"tag": args.tag, "source": args.source, "overrides": json.dumps(overrides, sort_keys=True),
+           "train_steps": summary["steps"], "train_s": round(summary["train_seconds"], 1),
+           "wall_s": round(seconds, 1), "samples_per_s": round(summary["median_samples_per_s"], 1),
+           "final_loss": round(summary["final_loss_mean_last_10pct"], 4), "n_val": args.n_val,
+           "inference_steps": args.steps or compare.steps, "score_s": round(time.perf_counter() - t1, 1),
+           **{k: round(v, 4) for k, v in scores.items()}, "threads": args.threads, "load": os.getloadavg()[0]}
+    out = base.reports / "levers.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    with out.open("a", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
