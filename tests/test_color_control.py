@@ -114,3 +114,33 @@ def test_settings_are_never_chosen_on_the_test_split(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="never test"):
         score_split(Paths("smoke", tmp_path), object(), CompareConfig(), split="test")
+
+
+def test_min_snr_weights_known_values() -> None:
+    from t2p_utils.train import ddpm_scheduler, min_snr_weights
+
+    for prediction in ("epsilon", "v_prediction"):
+        sched = ddpm_scheduler(prediction)
+        t = __import__("torch").tensor([0, 300, 999])
+        a = sched.alphas_cumprod[t].double()
+        snr = a / (1 - a)
+        w = min_snr_weights(sched, t, 5.0).double()
+        expect = snr.clamp(max=5.0) / (snr + 1 if prediction == "v_prediction" else snr)
+        assert np.allclose(w.numpy(), expect.numpy())
+        # low noise (t = 0, SNR >> 5) is down-weighted; high noise keeps weight ~1 (epsilon) or ~SNR (v)
+        assert w[0] < 0.01 and (w[2] == pytest.approx(1.0) if prediction == "epsilon" else w[2] < 0.01)
+
+
+def test_text_time_unet_output_depends_on_the_prompt_embedding() -> None:
+    import torch
+
+    from t2p_utils.scratch_models import build_unet
+
+    unet = build_unet("tiny", 32, text_time=True).eval()
+    assert unet.config.addition_embed_type == "text"
+    x = torch.randn(1, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    e1 = torch.zeros(1, 77, 32)
+    e2 = torch.ones(1, 77, 32)
+    with torch.no_grad():
+        d = (unet(x, torch.tensor([500]), e1).sample - unet(x, torch.tensor([500]), e2).sample).abs().mean()
+    assert d > 1e-4
