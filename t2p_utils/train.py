@@ -525,21 +525,21 @@ class LatentCache:
     prompt_index: torch.Tensor  # (N,) index into prompt_emb
 
 
-def _first_rows(groups: torch.Tensor) -> list[int]:
-    """Index of the first row of each group id 0..G-1 (ids numbered in order of first appearance)."""
-    seen: dict[int, int] = {}
-    for i, g in enumerate(groups.tolist()):
-        seen.setdefault(g, i)
-    return [seen[g] for g in range(len(seen))]
-
-
 def build_cache(comp: Components, inputs: torch.Tensor, targets: torch.Tensor, prompts: Sequence[str],
                 device: torch.device, dtype: torch.dtype, flips: bool) -> LatentCache:
     tm, ts, im = [], [], []
     # recoloured copies share their line art: encode each distinct input once
-    first: dict[bytes, int] = {}
-    where = torch.tensor([first.setdefault(inputs[i].numpy().tobytes(), len(first)) for i in range(inputs.shape[0])])
-    distinct = inputs[_first_rows(where)]
+    group: dict[bytes, int] = {}  # input bytes -> index into ``distinct``
+    firsts: list[int] = []  # the first row of each distinct input
+    where_list: list[int] = []
+    for i in range(inputs.shape[0]):
+        key = inputs[i].numpy().tobytes()
+        if key not in group:
+            group[key] = len(firsts)
+            firsts.append(i)
+        where_list.append(group[key])
+    where = torch.tensor(where_list)
+    distinct = inputs[firsts]
     for flip in ([False, True] if flips else [False]):
         x_in = distinct.flip(-1) if flip else distinct
         x_out = targets.flip(-1) if flip else targets

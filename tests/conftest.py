@@ -29,3 +29,14 @@ def smoke_data(tmp_root: Path):
     paths = Paths.for_profile("smoke", tmp_root)
     creatures = make_synthetic(paths, n=48, size=64, seed=42)
     return paths, creatures
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one thread is as fast and avoids oversubscribing a busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

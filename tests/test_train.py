@@ -33,13 +33,7 @@ from t2p_utils.train import (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are overhead-bound: one thread is as fast and avoids OpenMP oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 TINY = dict(
     model_source="scratch", arch="tiny", resolution=32, train_batch_size=4, gradient_accumulation_steps=2,
