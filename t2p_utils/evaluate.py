@@ -566,24 +566,19 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
                                   control_templates={k: v for k, v in cfg.control_templates.items()
                                                      if templates is None or k in templates})
 
-    class _Direct:
-        def generate(self, pipe_: Any, images: list[Image.Image], prompts: list[str], steps_: int, tg: float,
-                     ig: float, seed: int) -> list[Image.Image]:
-            from .train import generate
-
-            return generate(pipe_, images, prompts, steps_, tg, ig, seed, batch_size=len(images))
-
     import tempfile
+
+    backend = TrainBackend()
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Paths(paths.profile, Path(tmp))
-        control = run_control(scratch, run_cfg, _Direct(), pipe, "m", items, opened)  # type: ignore[arg-type]
+        control = run_control(scratch, run_cfg, backend, pipe, "m", items, opened)
     per = control_per_id(control)
     out: dict[str, float] = {}
     for template, grp in per.groupby("template"):
         out[f"control_{template}"] = float(grp["color_control"].mean())
     out["control_low"] = M.bootstrap_ci(per.loc[per.template == "all", "color_control"]).ci_low
-    faithful = _generate_batched(_Direct(), pipe, [opened[i.id]["lineart"] for i in items],  # type: ignore[arg-type]
+    faithful = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
                                  [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,
                                  run_cfg.image_guidance)
     scores = [score_output(o, i, "faithful", i.faithful, opened[i.id], cfg.outline_l)["raw"]
