@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
-from test_demo import demo_root, one_thread  # noqa: F401 - fixtures shared with the unit tests
+from test_demo import demo_root  # noqa: F401 - a fixture shared with the unit tests
 
 from t2p_utils import demo as D
 from t2p_utils.config import Paths
@@ -38,7 +38,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} is missing (install: apt-get install -y chromium chromium-driver)",
                 allow_module_level=True)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]  # one_thread: tests/conftest.py
 
 
 def free_port() -> int:
