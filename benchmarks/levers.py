@@ -5,7 +5,8 @@
 
 Trains one IP2P model with the profile's ``train:`` section plus the ``--set`` overrides, in an
 overlay folder ``models/<profile>/levers/<tag>/`` (data and params are the profile's own, linked;
-``--vae`` links an already trained shared VAE instead of training one), then scores it with
+``--vae`` links an already trained shared VAE instead of training one; ``--model DIR`` skips training
+and scores a model trained earlier, e.g. the profile's own), then scores it with
 :func:`t2p_utils.evaluate.score_split` on the first ``--n-val`` validation ids: colour control per
 template, SSIM, ΔE2000, leakage, named share. Never the test split. Appends one row to
 ``reports/<profile>/levers.csv`` (tag, overrides, train seconds, samples/s, scores), which notebook
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default="clip", help="caption source to train on")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a train: key")
     ap.add_argument("--vae", type=Path, help="a trained shared VAE folder to reuse")
+    ap.add_argument("--model", type=Path, help="score this already trained model folder instead of training one "
+                    "(e.g. models/cpu/ip2p_clip, the profile's own recipe)")
     ap.add_argument("--n-val", type=int, default=20)
     ap.add_argument("--steps", type=int, help="inference steps (default: compare.steps)")
     ap.add_argument("--threads", type=int, default=1)
@@ -68,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: yaml.safe_load(v) for k, v in (item.partition("=")[::2] for item in args.set)}
     cfg = from_dict(TrainConfig, {**values, **overrides}, where=f"params/{args.profile}.yaml [train] + --set")
     compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")
-    paths = overlay(base, args.tag, args.vae)
     t0 = time.perf_counter()
-    model_dir = train(cfg, paths, args.source)
+    if args.model is not None:  # the profile's data, a model trained earlier
+        paths, model_dir, overrides = base, args.model, {}
+    else:
+        paths = overlay(base, args.tag, args.vae)
+        model_dir = train(cfg, paths, args.source)
     seconds = time.perf_counter() - t0
     summary = json.loads((model_dir / "train_summary.json").read_text(encoding="utf-8"))
     t1 = time.perf_counter()

@@ -90,6 +90,8 @@ class CaptionConfig:
     # the source's own captioner, so that the same line art appears with different colours and different words
     recolor_copies: int = 0
     recolor_k: int = 4  # colour clusters swapped per sprite
+    recolor_sources: list[str] | None = None  # sources to augment (None: every source but reference); list only
+    # those a model trains on, since recolouring and re-captioning cost time
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sources if s not in CAPTION_SOURCES]
@@ -366,7 +368,8 @@ def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: p
 
     settings = RecolorSettings(copies=cfg.recolor_copies, k=cfg.recolor_k, seed=cfg.seed)
     out: dict[str, Any] = {"n_recolored": 0, "skipped": [], "settings": asdict(settings)}
-    if cfg.recolor_copies <= 0 or source == "reference":
+    if (cfg.recolor_copies <= 0 or source == "reference"
+            or (cfg.recolor_sources is not None and source not in cfg.recolor_sources)):
         return out
     folder = paths.instructions(source)
     rel = manifest.set_index("id")

@@ -91,6 +91,7 @@ class CompareConfig:
     steps: int = 20  # inference steps
     text_guidance: float = 7.5  # IP2P's s_T
     image_guidance: float = 1.5  # IP2P's s_I
+    sampler: str = ""  # "" = each pipeline's saved scheduler; else one of t2p_utils.train.SAMPLERS for every model
     seeds: list[int] = field(default_factory=lambda: [0])
     batch_size: int = 8
     max_test: int = 0  # 0 = every test id; otherwise the first N by sorted id
@@ -124,6 +125,11 @@ class CompareConfig:
         bad = [c for c in self.control_colors if c not in M.BASIC_COLORS]
         if bad:
             raise ValueError(f"compare: control_colors {bad} are not basic colour terms {list(M.BASIC_COLORS)}")
+        if self.sampler:
+            from .train import SAMPLERS
+
+            if self.sampler not in SAMPLERS:
+                raise ValueError(f"compare: sampler must be empty or one of {list(SAMPLERS)}, not {self.sampler!r}")
         bad = [k for k, t in self.control_templates.items() if "{color}" not in t]
         if bad:
             raise ValueError(f"compare: control_templates {bad} lack the {{color}} placeholder")
@@ -637,6 +643,10 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         t_model = time.perf_counter()
         log.info("05_compare: %s (%s) from %s on %s", spec.name, spec.display, spec.source, device)
         pipe = backend.load(spec.source, device)
+        if cfg.sampler:
+            from .train import set_sampler
+
+            set_sampler(pipe, cfg.sampler)
         for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=spec.name, leave=False):
             instr = [getattr(i, prompt) for i in items]
             outs = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items], instr, cfg, seed,

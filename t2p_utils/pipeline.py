@@ -5,9 +5,11 @@
     python -m t2p_utils.pipeline run cpu --from 04_finetune
 
 Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
-``reports/<profile>/steps.json`` records status and wall time per step. A step counts as
-done when it succeeded with the same notebook, params file and profile; a failed step
-stops the run with the notebook and cell named, and the next run starts there.
+``reports/<profile>/steps.json`` records status, wall time and outputs per step. A step counts
+as done when it succeeded with the same notebook, params file and profile and its outputs
+still exist; a failed step stops the run with the notebook and cell named, and the next run
+starts there; a step that was interrupted (Ctrl-C, a killed run) is resumed by the next run,
+``--from`` included (04 continues from its last checkpoint); ``--force`` starts afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +44,38 @@ STEPS: tuple[str, ...] = (
 @dataclass
 class StepResult:
     name: str
-    status: str  # ok / failed / skipped
+    status: str  # ok / failed / interrupted
     seconds: float
     notebook: str  # executed .ipynb, relative to reports/<p>/
     notebook_html: str
     fingerprint: str
     error: str = ""
+    outputs: list[str] = field(default_factory=list)  # what the step wrote, relative to the root; all must still exist
+
+
+def step_outputs(paths: Paths, step: str) -> list[Path]:
+    """The files a finished ``step`` leaves for the next ones (those that exist are recorded in steps.json)."""
+    params = load_params(paths.profile, paths.root)
+    if step == "01_scrape":
+        return [paths.manifest]
+    if step == "02_cnn_lstm_captioning":
+        return [paths.captions("cnn_lstm")]
+    if step == "03_clip_captioning":
+        return [paths.captions(s) for s in ("clip", "palette")]
+    if step == "04_finetune":
+        sources = (params.get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
+        return [paths.model(f"ip2p_{s}") / "model_index.json" for s in sources]
+    if step == "05_compare":
+        return [paths.reports / "compare_summary.json", paths.reports / "metrics.csv"]
+    return []
+
+
+def _recorded_outputs(paths: Paths, step: str) -> list[str]:
+    return [str(p.relative_to(paths.root)) for p in step_outputs(paths, step) if p.exists()]
+
+
+def _missing_outputs(paths: Paths, prev: dict[str, Any]) -> list[str]:
+    return [o for o in prev.get("outputs") or [] if not (paths.root / o).exists()]
 
 
 class StepFailed(RuntimeError):
@@ -173,20 +201,36 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
         steps = steps[: steps.index(stop) + 1]
     rerun = False
     for step in steps:
-        prev = state.get(step)
+        prev = state.get(step) or {}
         forced_here = start is not None and STEPS.index(step) >= STEPS.index(start)
-        done = prev and prev.get("status") == "ok" and prev.get("fingerprint") == _fingerprint(paths, step)
+        done = prev.get("status") == "ok" and prev.get("fingerprint") == _fingerprint(paths, step)
+        missing = _missing_outputs(paths, prev) if done else []
+        if missing:
+            log.info("%s: its output %s is gone; running it again", step, missing[0])
+            done = False
         if done and not rerun and not forced_here:
             log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
             continue
         rerun = True  # once a step runs, every later step runs too (its inputs changed)
-        try:
-            res = run_step(paths, step, {"force": bool(force or forced_here)})
-        except StepFailed as exc:
-            state[step] = asdict(StepResult(step, "failed", 0.0, f"notebooks/{step}.ipynb",
-                                            f"notebooks/{step}.html", "", str(exc).splitlines()[0]))
+        # a step stopped part-way resumes (e.g. 04 from its last checkpoint), even under --from; --force starts afresh
+        resume = prev.get("status") == "interrupted" and not force
+        if resume:
+            log.info("%s: interrupted earlier; resuming it", step)
+        def record(status: str, error: str = "") -> None:
+            state[step] = asdict(StepResult(step, status, 0.0, f"notebooks/{step}.ipynb", f"notebooks/{step}.html", "",
+                                            error))
             _save_state(paths, state)
+
+        record("interrupted", "started, not finished")  # what a killed run leaves behind
+        try:
+            res = run_step(paths, step, {"force": bool(force or forced_here) and not resume})
+        except StepFailed as exc:
+            record("failed", str(exc).splitlines()[0])
             raise
+        except KeyboardInterrupt:
+            log.error("%s stopped (Ctrl-C). Resume it with: ./run_all.sh %s", step, paths.profile)
+            raise
+        res.outputs = _recorded_outputs(paths, step)
         state[step] = asdict(res)
         _save_state(paths, state)
         log.info("%s: ok in %.1f s", step, res.seconds)
@@ -225,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StepFailed, ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"stopped; run ./run_all.sh {profile} to resume where it stopped", file=sys.stderr)
+        return 130
     print(f"report: {Paths.for_profile(profile).reports / 'index.html'}")
     return 0
 

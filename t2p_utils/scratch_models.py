@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from .progress import tqdm
@@ -162,6 +165,66 @@ def widen_conv_in(unet: UNet2DConditionModel, in_channels: int = 2 * LATENT_CHAN
     unet.register_to_config(in_channels=in_channels)
     log.info("widened conv_in from %d to %d input channels (new channels zero-initialised)", old.in_channels, in_channels)
     return True
+
+
+# the exact space-to-depth "autoencoder" ------------------------------------------------------
+class SpaceToDepthAutoencoder(ModelMixin, ConfigMixin):
+    """A lossless stand-in for the VAE: each ``patch`` x ``patch`` block of pixels becomes channels.
+
+    ``encode`` folds a (N, 3, H, W) image in [-1, 1] into (N, 3 * patch**2, H / patch, W / patch)
+    "latents" minus ``shift``; ``decode`` unfolds them. Nothing is learned and the round trip is
+    exact, so the UNet works in pixel space at the small latent size of a 4x VAE (diffusion on
+    folded pixels, as in pixel-space diffusion models). Measured on the cpu profile (64 px, val
+    sprites): the learned small VAE's own round trip of the ground truth scored SSIM 0.64 and
+    ΔE2000 20.6 and kept the basic colour term of 0.56 of character pixels, which capped every
+    UNet trained on it; this one scores 1.0, 0 and 1.0 by construction and costs no training.
+    But the ``small`` UNet cannot use it: measured with ``benchmarks/levers.py`` (cpu recipe,
+    800 steps, 20 val sprites, ``reports/cpu/levers.csv`` row ``space_to_depth``), its outputs
+    stay speckled with noise (colour control 0.06, SSIM 0.18, leakage 0.77, against 0.2+ / 0.4 /
+    0.2 with the learned VAE): 96 folded input channels into a 32-channel first level is too
+    narrow. Kept as the ``train.autoencoder`` option for wider UNets.
+    It quacks like ``AutoencoderKL`` where the IP2P pipeline and the trainer touch it
+    (``encode().latent_dist``, ``decode().sample``, ``config.block_out_channels``,
+    ``config.latent_channels``, ``config.scaling_factor``), so it saves and loads with the pipeline.
+    """
+
+    @register_to_config
+    def __init__(self, patch: int = 4, in_channels: int = 3, shift: float = 0.0, scaling_factor: float = 1.0,
+                 latent_channels: int | None = None, block_out_channels: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        channels = in_channels * patch * patch
+        if latent_channels not in (None, channels):
+            raise ValueError(f"latent_channels must be in_channels * patch**2 = {channels}, not {latent_channels}")
+        levels = int(round(math.log2(patch)))
+        if 2 ** levels != patch:
+            raise ValueError(f"patch must be a power of two, not {patch}")
+        # the pipeline reads its downsampling factor as 2 ** (len(block_out_channels) - 1)
+        self.register_to_config(latent_channels=channels, block_out_channels=[channels] * (levels + 1))
+        # one saved number (diffusers writes no weights file for a model without state): gives .dtype / .device
+        self.register_buffer("patch_size", torch.tensor(float(patch)))
+
+    def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
+        mean = F.pixel_unshuffle(x, self.config.patch) - self.config.shift
+        logvar = torch.full_like(mean, -30.0)  # std exp(-15): a point mass, so sample() == mode()
+        dist = DiagonalGaussianDistribution(torch.cat([mean, logvar], dim=1))
+        return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
+
+    def decode(self, z: torch.Tensor, return_dict: bool = True, generator: torch.Generator | None = None
+               ) -> DecoderOutput | tuple:
+        x = F.pixel_shuffle(z + self.config.shift, self.config.patch)
+        return DecoderOutput(sample=x) if return_dict else (x,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x).latent_dist.mode()).sample
+
+
+def space_to_depth_autoencoder(images: torch.Tensor, patch: int = 4) -> SpaceToDepthAutoencoder:
+    """The exact autoencoder with ``shift`` = the mean and ``scaling_factor`` = 1/std of ``images`` (N,3,H,W in [-1, 1])
+    folded, so that scaled latents are centred with unit variance, as :func:`train_vae` arranges for the learned VAE."""
+    x = images.float()
+    mean = float(x.mean())
+    std = float((x - mean).std())
+    return SpaceToDepthAutoencoder(patch=patch, in_channels=x.shape[1], shift=mean, scaling_factor=1.0 / max(std, 1e-6))
 
 
 # the shared small VAE --------------------------------------------------------------------

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
 SAMPLERS: tuple[str, ...] = ("euler_ancestral", "euler", "ddim")
+AUTOENCODERS: tuple[str, ...] = ("learned", "space_to_depth")
 BASE_MODEL = "timbrooks/instruct-pix2pix"
 RUNS_DIR = "runs"
 
@@ -74,7 +75,9 @@ class TrainConfig:
     pretrained_model: str = BASE_MODEL  # hub id or local folder (an IP2P or a plain SD pipeline)
     revision: str | None = None
     arch: str = "small"  # scratch sizes (t2p_utils.scratch_models): tiny | small | sd15
-    # the shared scratch VAE (trained once, paths.model("vae"))
+    # scratch models' autoencoder: "learned" = a small AutoencoderKL trained once (paths.model("vae")) with the
+    # vae_* settings below; "space_to_depth" = the exact 4x4 pixel fold (scratch_models.SpaceToDepthAutoencoder)
+    autoencoder: str = "learned"
     vae_steps: int = 400
     vae_batch_size: int = 16
     vae_learning_rate: float = 1e-3
@@ -113,6 +116,8 @@ class TrainConfig:
     sampler: str = "euler_ancestral"  # the saved pipeline's scheduler: euler_ancestral (as IP2P) | euler | ddim
     seed: int = 42
     cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
+    parallel_sources: int = 1  # CPU only: train up to this many caption sources at once, one process each,
+    # the cores split between them (two 1-thread processes beat one 2-thread process on small UNets)
     # checkpoints and logs
     checkpointing_steps: int = 5000
     checkpoints_total_limit: int | None = 2
@@ -131,6 +136,8 @@ class TrainConfig:
             raise ConfigError(f"train.model_source must be one of {', '.join(MODEL_SOURCES)}, not {self.model_source!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {self.mixed_precision!r}")
+        if self.autoencoder not in AUTOENCODERS:
+            raise ConfigError(f"train.autoencoder must be one of {', '.join(AUTOENCODERS)}, not {self.autoencoder!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"train.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
@@ -146,7 +153,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """A short hash of every setting that changes the trained weights."""
-        skip = {"sources", "cpu_threads", "checkpointing_steps", "checkpoints_total_limit", "log_every", "inference_steps",
+        skip = {"sources", "cpu_threads", "parallel_sources", "checkpointing_steps", "checkpoints_total_limit", "log_every", "inference_steps",
                 "text_guidance", "image_guidance"}
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -425,10 +432,17 @@ def vae_check_set(paths: Paths, resolution: int, max_images: int = 96) -> tuple[
 
 
 def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force: bool = False) -> Any:
-    """Load the profile's scratch VAE from ``paths.model("vae")``, training it first if needed."""
+    """Load the profile's scratch VAE from ``paths.model("vae")``, training it first if needed.
+
+    With ``cfg.autoencoder == "space_to_depth"`` nothing is trained or saved: the exact fold,
+    centred and scaled by the statistics of the train colour images, is built on the spot.
+    """
     from diffusers import AutoencoderKL
 
-    from .scratch_models import train_vae
+    from .scratch_models import space_to_depth_autoencoder, train_vae
+
+    if cfg.autoencoder == "space_to_depth":
+        return space_to_depth_autoencoder(to_unit(vae_images(paths, examples, cfg.resolution)))
 
     out = paths.model("vae")
     key = {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
@@ -462,7 +476,7 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
 
         vae = shared_vae(cfg, paths, examples, force=force_vae)
         text_encoder = build_text_encoder(cfg.arch, seed=cfg.seed)
-        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=cfg.vae_latent_channels,
+        unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=vae.config.latent_channels,
                           text_time=cfg.text_time_embedding)
         desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), a small VAE "
                 f"trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`), a frozen "
@@ -471,6 +485,10 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
         if cfg.train_text_encoder:
             desc = desc.replace("a frozen random-weight CLIP text transformer", "a small CLIP text transformer trained "
                                 "from scratch with the UNet")
+        if cfg.autoencoder == "space_to_depth":
+            desc = desc.replace(f"a small VAE trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`)",
+                                "no VAE but an exact 4x4 pixel fold (diffusion on folded pixels: "
+                                "`t2p_utils.scratch_models.SpaceToDepthAutoencoder`)")
         return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(cfg.prediction_type), desc)
 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -605,19 +623,28 @@ def _image_grid(rows: Sequence[Sequence[Image.Image]], pad: int = 2) -> Image.Im
 
 
 # ------------------------------------------------------------------------- the pipeline
+def _scheduler_class(sampler: str) -> Any:
+    from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+
+    classes = {"euler_ancestral": EulerAncestralDiscreteScheduler, "euler": EulerDiscreteScheduler,
+               "ddim": DDIMScheduler}
+    if sampler not in classes:
+        raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    return classes[sampler]
+
+
+def set_sampler(pipe: Any, sampler: str) -> Any:
+    """Swap ``pipe``'s scheduler for ``sampler`` (one of :data:`SAMPLERS`), keeping its noise schedule; returns ``pipe``."""
+    pipe.scheduler = _scheduler_class(sampler).from_config(pipe.scheduler.config)
+    return pipe
+
+
 def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_scheduler: Any,
                   sampler: str = "euler_ancestral") -> Any:
     """An IP2P pipeline around trained parts, sampling with Euler-ancestral (as timbrooks/instruct-pix2pix) by default."""
-    from diffusers import (
-        DDIMScheduler,
-        EulerAncestralDiscreteScheduler,
-        EulerDiscreteScheduler,
-        StableDiffusionInstructPix2PixPipeline,
-    )
+    from diffusers import StableDiffusionInstructPix2PixPipeline
 
-    kind = {"euler_ancestral": EulerAncestralDiscreteScheduler, "euler": EulerDiscreteScheduler,
-            "ddim": DDIMScheduler}[sampler]
-    scheduler = kind.from_config(noise_scheduler.config)
+    scheduler = _scheduler_class(sampler).from_config(noise_scheduler.config)
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
@@ -1086,7 +1113,22 @@ def train_all(cfg: TrainConfig, paths: Paths, force: bool = False) -> dict[str, 
     if not sources:
         raise FileNotFoundError(f"no instruction folder for any of {cfg.sources} under {paths.instructions('x').parent}: "
                                 "run the captioning notebooks 02 and 03 first")
-    return {s: train(cfg, paths, s, resume_from_checkpoint=None if force else "latest", force=force) for s in sources}
+    resume = None if force else "latest"
+    workers = min(cfg.parallel_sources, len(sources))
+    if workers <= 1 or torch.cuda.is_available():
+        return {s: train(cfg, paths, s, resume_from_checkpoint=resume, force=force) for s in sources}
+    if cfg.model_source == "scratch":  # the shared VAE first, so that the workers load it instead of racing to train it
+        with torch_threads(cfg.cpu_threads):
+            shared_vae(cfg, paths, read_metadata(paths.instructions(sources[0])))
+    cores = cfg.cpu_threads or torch.get_num_threads()
+    each = dataclasses.replace(cfg, cpu_threads=max(1, cores // workers))
+    phase(f"training {', '.join(sources)} in {workers} processes, {each.cpu_threads} thread(s) each")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {s: pool.submit(train, each, paths, s, resume, force) for s in sources}
+        return {s: f.result() for s, f in futures.items()}
 
 
 # -------------------------------------------------------------------------- command line
@@ -1163,13 +1205,23 @@ def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
                      "train s": round(d["train_seconds"], 1), "device": d["device"],
                      "caption stand-in": d.get("caption_stand_in") or ""})
     vae = paths.model("vae") / "vae_summary.json"
-    if vae.exists():
+    folded = [s for s in sources if _saved_autoencoder(paths.model(f"ip2p_{s}")) == "SpaceToDepthAutoencoder"]
+    if folded:
+        rows.append({"source": "(shared VAE)", "steps": 0, "pairs": 0, "train s": 0.0,
+                     "caption stand-in": "none: an exact 4x4 pixel fold (lossless, colour terms kept 1.00 by construction)"})
+    elif vae.exists():
         v = json.loads(vae.read_text(encoding="utf-8"))
         rows.append({"source": "(shared VAE)", "steps": v["steps"], "pairs": v["n_images"],
                      "loss last 10%": round(v["final_loss"], 4), "train s": round(v["seconds"], 1),
                      "caption stand-in": f"reconstruction PSNR {v['psnr']:.1f} dB"
                      + (f", colour terms kept {v['color_keep']:.2f}" if v.get("color_keep") is not None else "")})
     return pd.DataFrame(rows)
+
+
+def _saved_autoencoder(model_dir: Path) -> str | None:
+    """The class name of a saved pipeline's ``vae`` (None when there is none)."""
+    f = model_dir / "vae" / "config.json"
+    return json.loads(f.read_text(encoding="utf-8")).get("_class_name") if f.exists() else None
 
 
 def levers_table(paths: Paths) -> pd.DataFrame:
@@ -1265,5 +1317,6 @@ def findings_text(paths: Paths, sources: Sequence[str]) -> str:
     vae = df[df["source"] == "(shared VAE)"]
     if not vae.empty:
         v = vae.iloc[0]
-        parts.append(f"- shared VAE: {v['steps']} steps on {v['pairs']} images, {v['caption stand-in']}, {v['train s']:.0f} s.")
+        parts.append(f"- shared VAE: {v['caption stand-in']}." if v["steps"] == 0 else
+                     f"- shared VAE: {v['steps']} steps on {v['pairs']} images, {v['caption stand-in']}, {v['train s']:.0f} s.")
     return "\n".join(parts)

@@ -79,3 +79,45 @@ def test_default_profile_is_cpu_without_cuda() -> None:
 def test_missing_notebook_is_reported(tmp_root: Path) -> None:
     with pytest.raises(pipeline.StepFailed, match="01_scrape.ipynb is missing"):
         pipeline.run_step(Paths.for_profile("smoke"), "01_scrape")
+
+
+def test_a_step_whose_outputs_are_gone_runs_again(fake_study: Path) -> None:
+    paths = Paths.for_profile("smoke", fake_study)
+    paths.manifest.parent.mkdir(parents=True, exist_ok=True)
+    paths.manifest.write_text("id\n")  # as if 01 had written it
+    pipeline.run("smoke", root=fake_study, stop="02_cnn_lstm_captioning")
+    state = {s["name"]: s for s in json.loads((fake_study / "reports/smoke/steps.json").read_text())["steps"]}
+    assert state["01_scrape"]["outputs"] == [str(paths.manifest.relative_to(fake_study))]
+    (fake_study / "ran.log").unlink()
+    pipeline.run("smoke", root=fake_study, stop="02_cnn_lstm_captioning")
+    assert _ran(fake_study) == []  # done, outputs present
+    paths.manifest.unlink()
+    pipeline.run("smoke", root=fake_study, stop="02_cnn_lstm_captioning")
+    assert _ran(fake_study) == ["01_scrape smoke", "02_cnn_lstm_captioning smoke"]  # 01's output is gone
+
+
+def test_an_interrupted_step_is_not_done_and_resumes_even_under_from(fake_study: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, bool]] = []
+    interrupt = ["04_finetune"]
+    real = pipeline.run_step
+
+    def fake_run_step(paths: Paths, step: str, extra: dict) -> pipeline.StepResult:
+        calls.append((step, extra["force"]))
+        if step in interrupt:
+            interrupt.remove(step)
+            raise KeyboardInterrupt  # Ctrl-C during training
+        return real(paths, step, extra)
+
+    monkeypatch.setattr(pipeline, "run_step", fake_run_step)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("smoke", root=fake_study)
+    state = {s["name"]: s for s in json.loads((fake_study / "reports/smoke/steps.json").read_text())["steps"]}
+    assert state["04_finetune"]["status"] == "interrupted"
+    calls.clear()
+    pipeline.run("smoke", root=fake_study, start="04_finetune")
+    # 04 resumes (force False) although --from asks to redo it; 05 after it is redone as asked
+    assert calls == [("04_finetune", False), ("05_compare", True)]
+    calls.clear()
+    pipeline.run("smoke", root=fake_study)
+    assert calls == []  # everything done now

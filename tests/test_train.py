@@ -308,3 +308,58 @@ def test_pretrained_source_widens_a_text_to_image_unet(trained: dict) -> None:
     assert w.shape[1] == 8
     torch.testing.assert_close(w[:, :4], old, atol=1e-6, rtol=0)  # one step at lr 1e-12
     assert w[:, 4:].abs().max() < 1e-6
+
+
+def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path) -> None:
+    """Two sources in two 1-thread processes give the weights a sequential 1-thread run gives."""
+    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.train import train_all
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "params", tmp_path / "params")
+    paths = Paths.for_profile("smoke", tmp_path)
+    make_synthetic(paths, n=12, size=64, seed=3)
+    for s in ("cnn_lstm", "clip"):
+        write_instructions(paths, s)
+    # one thread here as in the sequential runs (the one_thread fixture): float sums depend on the thread count
+    cfg = dataclasses.replace(trained["cfg"], sources=["cnn_lstm", "clip"], parallel_sources=2)
+    assert cfg.fingerprint() == trained["cfg"].fingerprint()  # how it is run does not change what it trains
+    models = train_all(cfg, paths)
+    assert list(models) == ["cnn_lstm", "clip"]
+    for source, seq in (("cnn_lstm", trained["a"]), ("clip", trained["a2"])):
+        par, ref = unet_weights(models[source]), unet_weights(seq)
+        assert all(torch.equal(par[k], ref[k]) for k in ref), source
+        assert json.loads((models[source] / "train_summary.json").read_text())["fingerprint"]["source"] == source
+
+
+def test_space_to_depth_autoencoder_is_exact_and_trains_a_loadable_pipeline(trained: dict, tmp_path: Path) -> None:
+    from t2p_utils.scratch_models import SpaceToDepthAutoencoder, space_to_depth_autoencoder
+
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ae = space_to_depth_autoencoder(x)
+    lat = ae.encode(x).latent_dist
+    assert lat.mean.shape == (3, 48, 8, 8)
+    assert torch.allclose(ae.decode(lat.mode()).sample, x, atol=1e-6)
+    assert torch.allclose(ae.decode(lat.sample()).sample, x, atol=1e-5)
+    scaled = (lat.mean * ae.config.scaling_factor)
+    assert abs(float(scaled.mean())) < 1e-4 and abs(float(scaled.std()) - 1) < 1e-3  # centred, unit variance
+    with pytest.raises(ValueError, match="power of two"):
+        SpaceToDepthAutoencoder(patch=3)
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "params", tmp_path / "params")
+    paths = trained["paths"].__class__.for_profile("smoke", tmp_path)
+    from t2p_utils.synthetic import make_synthetic
+
+    make_synthetic(paths, n=12, size=64, seed=3)
+    write_instructions(paths, "clip")
+    cfg = dataclasses.replace(trained["cfg"], autoencoder="space_to_depth")
+    assert cfg.fingerprint() != trained["cfg"].fingerprint()
+    model_dir = train(cfg, paths, "clip")
+    assert not paths.model("vae").exists()  # nothing to train or save
+    pipe = load_pipeline(model_dir)
+    assert isinstance(pipe.vae, SpaceToDepthAutoencoder) and pipe.unet.config.in_channels == 96
+    line = Image.new("RGB", (32, 32), "white")
+    out = generate(pipe, [line], ["Turn it into a creature with a red body."], steps=2)
+    assert out[0].size == (32, 32)
+    assert "4x4 pixel fold" in (model_dir / "README.md").read_text()
+    with pytest.raises(ConfigError, match="autoencoder"):
+        TrainConfig(**{**TINY, "autoencoder": "jpeg"})

@@ -1,0 +1,33 @@
+"""Atomic writes: nothing half-written, and files others can read."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from t2p_utils.io import atomic_write_json, atomic_write_text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_write_gives_the_mode_open_would(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        atomic_write_text("hi", tmp_path / "a.txt")
+        with open(tmp_path / "b.txt", "w") as fh:
+            fh.write("hi")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o666 & ~umask
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    atomic_write_json({"v": 1}, target)
+    with pytest.raises(TypeError):
+        atomic_write_text(None, target)  # type: ignore[arg-type]  # fails inside the write
+    assert target.read_text() == '{\n  "v": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
