@@ -16,7 +16,6 @@ template, SSIM, ΔE2000, leakage, named share. Never the test split. Appends one
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
 from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
+from t2p_utils.io import append_csv_row  # noqa: E402
 from t2p_utils.train import TrainConfig, load_pipeline, train  # noqa: E402
 
 
@@ -86,16 +86,9 @@ def main(argv: list[str] | None = None) -> int:
            "train_steps": summary["steps"], "train_s": round(summary["train_seconds"], 1),
            "wall_s": round(seconds, 1), "samples_per_s": round(summary["median_samples_per_s"], 1),
            "final_loss": round(summary["final_loss_mean_last_10pct"], 4), "n_val": args.n_val,
-           "inference_steps": args.steps or compare.steps, "score_s": round(time.perf_counter() - t1, 1),
+           "inference_steps": args.steps or compare.steps, "text_guidance": compare.text_guidance, "score_s": round(time.perf_counter() - t1, 1),
            **{k: round(v, 4) for k, v in scores.items()}, "threads": args.threads, "load": os.getloadavg()[0]}
-    out = base.reports / "levers.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_csv_row(base.reports / "levers.csv", row)
     print(json.dumps(row))
     return 0
 

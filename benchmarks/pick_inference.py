@@ -15,7 +15,6 @@ on what else runs on the cores) and prints the rows. The settings in ``params/<p
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import os
@@ -28,18 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
 from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
+from t2p_utils.io import append_csv_row  # noqa: E402
 from t2p_utils.train import load_pipeline, set_sampler  # noqa: E402
-
-
-def append_row(out: Path, row: dict[str, object]) -> None:
-    """Append ``row`` to the CSV ``out``, writing the header when the file is new."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                "image_guidance": ig, "n_val": args.n_val, **{k: round(v, 4) for k, v in scores.items()},
                "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads(),
                "load": round(os.getloadavg()[0], 2)}
-        append_row(out, row)
+        append_csv_row(out, row)
         print(json.dumps(row), flush=True)
     return 0
 

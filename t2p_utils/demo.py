@@ -596,7 +596,7 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
                 instruction = gr.Textbox(label="Instruction", value=SEED_INSTRUCTION, lines=2, max_lines=4,
                                          elem_id="t2p-instruction")
                 gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[instruction], label="Examples")
-                steps = gr.Slider(1, 100, value=20, step=1, label="Steps")
+                steps = gr.Slider(1, 100, value=cfg.steps, step=1, label="Steps")  # the profile's compare.steps
                 tg = gr.Slider(0.0, 20.0, value=cfg.text_guidance, step=0.5, label="Text guidance")
                 ig = gr.Slider(0.0, 5.0, value=cfg.image_guidance, step=0.1, label="Image guidance")
                 with gr.Row():

@@ -65,6 +65,40 @@ def atomic_write_image(img: Image.Image, path: Path) -> None:
         img.save(tmp, format="PNG")
 
 
+def append_csv_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to the CSV file ``path`` (a results log), writing the header when the file is new.
+
+    When ``row`` has columns the file lacks, the file is rewritten (atomically) with the union of
+    the columns, earlier rows left blank in the new ones, so no value lands under a wrong header.
+    """
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            if all(k in header for k in row):
+                rows = None
+            else:
+                rows = list(reader)
+        if rows is not None:
+            header += [k for k in row if k not in header]
+            with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=header)
+                w.writeheader()
+                w.writerows(rows + [row])
+            return
+        with path.open("a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, fieldnames=header).writerow(row)
+        return
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -175,16 +174,6 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
     dt = time.perf_counter() - t0
     to_html(out, html)
     return StepResult(step, "ok", round(dt, 2), f"notebooks/{out.name}", f"notebooks/{html.name}", _fingerprint(paths, step))
-
-
-def git_commit(root: Path) -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
-                               check=False).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run(profile: str, *, force: bool = False, start: str | None = None, stop: str | None = None,

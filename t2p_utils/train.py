@@ -1127,8 +1127,29 @@ def train_all(cfg: TrainConfig, paths: Paths, force: bool = False) -> dict[str, 
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {s: pool.submit(train, each, paths, s, resume, force) for s in sources}
-        return {s: f.result() for s, f in futures.items()}
+        futures = {s: pool.submit(_train_in_worker, each, paths, s, resume, force) for s in sources}
+        done = {s: f.result() for s, f in futures.items()}
+    log.info("trained %s; each worker's console output: %s", ", ".join(done),
+             ", ".join(str(worker_log(paths, s)) for s in done))
+    return done
+
+
+def worker_log(paths: Paths, source: str) -> Path:
+    return paths.models / RUNS_DIR / f"ip2p_{source}.worker.log"  # beside the run folder, which a fresh run clears
+
+
+def _train_in_worker(cfg: TrainConfig, paths: Paths, source: str, resume: str | None, force: bool) -> Path:
+    """:func:`train` in a worker process of :func:`train_all`, its console output (logs, raw bars) in
+    ``runs/ip2p_<source>.worker.log``: two workers writing bars to one terminal interleave them. The
+    progress file (``T2P_PROGRESS_FILE``) still reports both to ``./run_all.sh``."""
+    import contextlib
+
+    out = worker_log(paths, source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh, contextlib.redirect_stderr(fh), contextlib.redirect_stdout(fh):
+        logging.basicConfig(level=logging.INFO, stream=fh, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                            force=True)
+        return train(cfg, paths, source, resume_from_checkpoint=resume, force=force)
 
 
 # -------------------------------------------------------------------------- command line
@@ -1231,7 +1252,7 @@ def levers_table(paths: Paths) -> pd.DataFrame:
     if not f.exists():
         return pd.DataFrame()
     cols = ["tag", "source", "overrides", "train_steps", "train_s", "samples_per_s", "control_all", "control_low",
-            "ssim", "delta_e", "leakage", "named_share", "n_val", "inference_steps", "threads", "load"]
+            "ssim", "delta_e", "leakage", "named_share", "n_val", "inference_steps", "text_guidance", "threads", "load"]
     df = pd.read_csv(f)
     return df[[c for c in cols if c in df.columns]]
 

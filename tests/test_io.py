@@ -31,3 +31,19 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> No
         atomic_write_text(None, target)  # type: ignore[arg-type]  # fails inside the write
     assert target.read_text() == '{\n  "v": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_append_csv_row_writes_the_header_once(tmp_path: Path) -> None:
+    import csv
+
+    from t2p_utils.io import append_csv_row
+
+    out = tmp_path / "sub" / "log.csv"
+    append_csv_row(out, {"tag": "a", "score": 0.5})
+    append_csv_row(out, {"tag": "b", "score": 0.25})
+    append_csv_row(out, {"score": 0.1, "tag": "c"})  # other order: by name
+    append_csv_row(out, {"tag": "d", "steps": 10})  # a new column: earlier rows get it blank
+    with out.open(newline="") as fh:
+        assert list(csv.DictReader(fh)) == [
+            {"tag": "a", "score": "0.5", "steps": ""}, {"tag": "b", "score": "0.25", "steps": ""},
+            {"tag": "c", "score": "0.1", "steps": ""}, {"tag": "d", "score": "", "steps": "10"}]

@@ -310,10 +310,10 @@ def test_pretrained_source_widens_a_text_to_image_unet(trained: dict) -> None:
     assert w[:, 4:].abs().max() < 1e-6
 
 
-def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path) -> None:
+def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """Two sources in two 1-thread processes give the weights a sequential 1-thread run gives."""
     from t2p_utils.synthetic import make_synthetic
-    from t2p_utils.train import train_all
+    from t2p_utils.train import train_all, worker_log
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "params", tmp_path / "params")
     paths = Paths.for_profile("smoke", tmp_path)
@@ -329,6 +329,8 @@ def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path) -
         par, ref = unet_weights(models[source]), unet_weights(seq)
         assert all(torch.equal(par[k], ref[k]) for k in ref), source
         assert json.loads((models[source] / "train_summary.json").read_text())["fingerprint"]["source"] == source
+        assert f"train {source}" in worker_log(paths, source).read_text()  # each worker's bars go to its own log...
+    assert "train clip" not in capfd.readouterr().err  # ...not to the shared terminal
 
 
 def test_space_to_depth_autoencoder_is_exact_and_trains_a_loadable_pipeline(trained: dict, tmp_path: Path) -> None:
