@@ -28,7 +28,8 @@ from typing import Any
 
 from PIL import Image
 
-from .io import sha256_file
+from .config import resolve_device
+from .io import rgb_on_white, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,6 @@ class ClipSettings:
         """Fingerprint of everything that changes a caption (part of the cache key)."""
         fields = {k: v for k, v in asdict(self).items() if k not in ("batch_size", "device", "download_cache", "chunk_size")}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def make_interrogator(settings: ClipSettings, cache_path: Path, *, clip_model: Any = None, clip_preprocess: Any = None,
@@ -121,11 +114,8 @@ def open_rgb(path: Path) -> Image.Image:
     """RGB image with transparent parts composited onto white."""
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} is missing: re-run notebooks/01_scrape.ipynb (force=True) to render it")
-    img = Image.open(path)
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
-    return img.convert("RGB")
+    with Image.open(path) as img:
+        return rgb_on_white(img)
 
 
 def blip_captions(ci: Any, images: Sequence[Image.Image]) -> list[str]:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .io import atomic_path, atomic_write_json
+from .io import atomic_path, atomic_write_json, rgb_on_white
 from .threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -157,12 +157,8 @@ def load_images(files: Sequence[Path], size: int) -> torch.Tensor:
     for i, f in enumerate(files):
         if not Path(f).exists():
             raise FileNotFoundError(f"{f} is missing: re-run notebooks/01_scrape.ipynb (force=True) to render it")
-        img = Image.open(f)
-        if img.mode in ("RGBA", "LA", "P"):
-            img = img.convert("RGBA")
-            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(bg, img)
-        img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        with Image.open(f) as raw:
+            img = rgb_on_white(raw).resize((size, size), Image.Resampling.BILINEAR)
         out[i] = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 

@@ -186,3 +186,12 @@ def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
     """The dataclass for step ``name`` of loaded params (missing section -> defaults)."""
     src = params.get("_source", "params")
     return from_dict(cls, params.get(name), where=f"{src} [{name}]")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when a CUDA GPU is available, else ``"cpu"``; any other value is returned as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -53,8 +53,9 @@ from scipy import ndimage
 
 from . import metrics as M
 from .colors import color_coverage, color_words, dominant_colors
-from .config import Paths, load_params, section
-from .evaluate import BASE_MODEL, MODEL_LABELS, CompareConfig, CompareError, resolve_device, resolve_models
+from .config import Paths, load_params, resolve_device, section
+from .evaluate import BASE_MODEL, MODEL_LABELS, CompareConfig, CompareError, resolve_models
+from .io import rgb_on_white
 from .manifest import read_manifest
 from .threads import torch_threads
 from .train import RUNS_DIR, generate, load_pipeline
@@ -166,10 +167,7 @@ def _on_white(im: Image.Image) -> Image.Image:
         log.info("demo: EXIF orientation ignored (%s)", exc)
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         im = _from_array(np.asarray(im))
-    if im.mode != "RGBA":
-        im = im.convert("RGBA")  # P/LA/PA/RGB with a transparency key keep their alpha; CMYK, YCbCr, 1, L: opaque
-    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, im).convert("RGB")
+    return rgb_on_white(im)  # P/LA/PA/RGB with a transparency key keep their alpha; CMYK, YCbCr, 1, L: opaque
 
 
 def to_square(im: Image.Image, resolution: int) -> Image.Image:

@@ -45,7 +45,7 @@ from PIL import Image
 
 from . import metrics as M
 from .captions_io import read_reference_csv
-from .config import Paths, load_params, section
+from .config import Paths, load_params, resolve_device, section
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
 from .progress import tqdm
@@ -165,14 +165,6 @@ class TrainBackend:
         from .train import generate
 
         return generate(pipe, images, prompts, steps, text_guidance, image_guidance, seed)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,6 +99,15 @@ def append_csv_row(path: Path, row: dict[str, Any]) -> None:
         w.writerow(row)
 
 
+def rgb_on_white(im: Image.Image) -> Image.Image:
+    """``im`` as RGB, its transparent parts (alpha, or a palette / colour-key transparency) composited onto white,
+    as the sprites are rendered. The one place the study turns any image into RGB."""
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -41,6 +41,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from .colors import BASIC_COLORS, color_coverage, color_words, delta_e2000, rgb_to_lab
+from .io import rgb_on_white
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,7 @@ WHITE_LAB = rgb_to_lab(np.array([[255, 255, 255]], dtype=np.uint8))[0]
 def to_rgb(img: ImageLike) -> np.ndarray:
     """uint8 ``[H, W, 3]`` from a PIL image (any mode; transparency composited onto white) or an array."""
     if isinstance(img, Image.Image):
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(white, rgba)
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        return np.asarray(rgb_on_white(img), dtype=np.uint8)
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)

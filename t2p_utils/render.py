@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .io import atomic_write_image
+from .io import atomic_write_image, rgb_on_white
 from .lineart import SvgError, to_lineart
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ def _svg_to_rgba(svg: bytes, size: int) -> Image.Image:
 
 
 def on_white(rgba: Image.Image) -> Image.Image:
-    bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(bg, rgba).convert("RGB")
+    return rgb_on_white(rgba)
 
 
 def outline_share(lineart: Image.Image, mask: Image.Image) -> float:

@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .config import ConfigError, Paths, from_dict, load_params, section
-from .io import atomic_write_image, atomic_write_json, atomic_write_text
+from .config import ConfigError, Paths, from_dict, load_params, resolve_device, section
+from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
 from .progress import phase, tqdm
 from .threads import torch_threads
 
@@ -211,12 +211,7 @@ def load_image(path: Path, resolution: int) -> np.ndarray:
         raise FileNotFoundError(f"training image {path} is missing: re-run the step that wrote it (01_scrape or the captioning notebook)")
     try:
         with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            im = im.convert("RGB")
+            im = rgb_on_white(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"training image {path} cannot be read ({exc}); delete it and re-run the step that wrote it") from exc
     if im.size != (resolution, resolution):
@@ -599,10 +594,6 @@ class _atomic_dir:
 def _checkpoints(run_dir: Path) -> list[Path]:
     dirs = [d for d in run_dir.glob("checkpoint-*") if d.is_dir() and d.name.split("-")[-1].isdigit()]
     return sorted(dirs, key=lambda d: int(d.name.split("-")[-1]))
-
-
-def resolve_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def data_fingerprint(examples: Sequence[Example]) -> str:

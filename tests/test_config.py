@@ -60,3 +60,12 @@ def test_unknown_key_lists_the_valid_keys() -> None:
 def test_bad_scrape_source_is_rejected() -> None:
     with pytest.raises(ConfigError, match="npm, http, kaggle, synthetic"):
         ScrapeConfig(source="ftp")
+
+
+def test_resolve_device_auto_and_explicit() -> None:
+    import torch
+
+    from t2p_utils.config import resolve_device
+
+    assert resolve_device() == resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"

@@ -47,3 +47,20 @@ def test_append_csv_row_writes_the_header_once(tmp_path: Path) -> None:
         assert list(csv.DictReader(fh)) == [
             {"tag": "a", "score": "0.5", "steps": ""}, {"tag": "b", "score": "0.25", "steps": ""},
             {"tag": "c", "score": "0.1", "steps": ""}, {"tag": "d", "score": "", "steps": "10"}]
+
+
+def test_rgb_on_white_composites_every_kind_of_transparency() -> None:
+    from PIL import Image
+
+    from t2p_utils.io import rgb_on_white
+
+    rgba = Image.new("RGBA", (2, 1), (255, 0, 0, 255))
+    rgba.putpixel((1, 0), (0, 0, 255, 0))  # fully transparent blue
+    assert list(rgb_on_white(rgba).getdata()) == [(255, 0, 0), (255, 255, 255)]
+    half = Image.new("LA", (1, 1), (0, 128))
+    assert rgb_on_white(half).getpixel((0, 0)) == (127, 127, 127)
+    pal = rgba.convert("RGB").convert("P")
+    pal.info["transparency"] = pal.getpixel((0, 0))  # the red entry is transparent
+    assert rgb_on_white(pal).getpixel((0, 0)) == (255, 255, 255)
+    rgb = Image.new("RGB", (1, 1), (10, 20, 30))
+    assert rgb_on_white(rgb).getpixel((0, 0)) == (10, 20, 30)
