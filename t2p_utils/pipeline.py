@@ -5,9 +5,11 @@
     python -m t2p_utils.pipeline run cpu --from 04_finetune
 
 Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
-``reports/<profile>/steps.json`` records status, wall time and outputs per step. A step counts
-as done when it succeeded with the same notebook, params file and profile and its outputs
-still exist; a failed step stops the run with the notebook and cell named, and the next run
+``reports/<profile>/steps.json`` records status, wall time, outputs and a stamp per step: a hash
+of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``) and the source of
+the package modules it runs (``STEP_MODULES``), so editing ``compare:`` re-runs only 05 and
+editing ``metrics.py`` recomputes 05 (forced: its own caches cannot see code). A step counts as
+done when it succeeded with the same stamp and its outputs still exist; a failed step stops the run with the notebook and cell named, and the next run
 starts there; a step that was interrupted (Ctrl-C, a killed run) is resumed by the next run,
 ``--from`` included (04 continues from its last checkpoint); ``--force`` starts afresh.
 """
@@ -91,12 +93,48 @@ def default_profile() -> str:
         return "cpu"
 
 
-def _fingerprint(paths: Paths, step: str) -> str:
+#: The params sections each step reads (besides the top-level ``seed``) and the package modules it runs.
+STEP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "01_scrape": ("scrape",),
+    "02_cnn_lstm_captioning": ("captions",),
+    "03_clip_captioning": ("captions",),
+    "04_finetune": ("train",),
+    "05_compare": ("compare",),
+}
+_COMMON = ("config", "io", "manifest", "progress", "threads")
+STEP_MODULES: dict[str, tuple[str, ...]] = {
+    "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic"),
+    "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "captioning", "captions_io", "caption_metrics", "tokenizer",
+                                         "colors", "palette", "recolor", "clip_caption"),
+    "03_clip_captioning": _COMMON + ("clip_caption", "captioning", "captions_io", "caption_metrics", "colors",
+                                     "palette", "recolor", "cnn_lstm", "tokenizer"),
+    "04_finetune": _COMMON + ("train", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
+    "05_compare": _COMMON + ("evaluate", "metrics", "grids", "colors", "train", "scratch_models", "captions_io"),
+}
+
+
+def _code_stamp(step: str) -> str:
+    """A hash of the source of the package modules ``step`` runs: editing one re-runs the step."""
+    pkg = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for p in (paths.notebooks / f"{step}.ipynb", paths.params_file):
-        h.update(p.read_bytes())
-    h.update(paths.profile.encode())
+    for name in STEP_MODULES.get(step, ()):
+        f = pkg / f"{name}.py"
+        h.update(name.encode() + b"\0" + (f.read_bytes() if f.exists() else b""))
     return h.hexdigest()[:16]
+
+
+def _params_stamp(paths: Paths, step: str) -> str:
+    """A hash of the notebook, the profile, the top-level seed and the params sections ``step`` reads."""
+    params = load_params(paths.profile, paths.root)
+    used = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
+    h = hashlib.sha256((paths.notebooks / f"{step}.ipynb").read_bytes())
+    h.update(json.dumps(used, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(paths: Paths, step: str) -> str:
+    """The step's stamp: its notebook and params sections, and the source of the modules it runs."""
+    return f"{_params_stamp(paths, step)}-{_code_stamp(step)}"
 
 
 def _state_path(paths: Paths) -> Path:
@@ -192,11 +230,17 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
     for step in steps:
         prev = state.get(step) or {}
         forced_here = start is not None and STEPS.index(step) >= STEPS.index(start)
-        done = prev.get("status") == "ok" and prev.get("fingerprint") == _fingerprint(paths, step)
+        stamp = _fingerprint(paths, step)
+        done = prev.get("status") == "ok" and prev.get("fingerprint") == stamp
         missing = _missing_outputs(paths, prev) if done else []
         if missing:
             log.info("%s: its output %s is gone; running it again", step, missing[0])
             done = False
+        # code the step runs changed since it last succeeded: its own caches cannot tell, so it recomputes (force)
+        code_changed = (prev.get("status") == "ok" and "-" in str(prev.get("fingerprint"))
+                        and str(prev["fingerprint"]).split("-")[1] != stamp.split("-")[1])
+        if code_changed:
+            log.info("%s: the code it runs changed (%s); recomputing", step, ", ".join(STEP_MODULES.get(step, ())))
         if done and not rerun and not forced_here:
             log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
             continue
@@ -212,7 +256,7 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
 
         record("interrupted", "started, not finished")  # what a killed run leaves behind
         try:
-            res = run_step(paths, step, {"force": bool(force or forced_here) and not resume})
+            res = run_step(paths, step, {"force": bool(force or forced_here or code_changed) and not resume})
         except StepFailed as exc:
             record("failed", str(exc).splitlines()[0])
             raise

@@ -223,7 +223,9 @@ def build_report(paths: Paths, steps: list[dict[str, Any]]) -> Path:
         sec_txt = f"{float(sec):.1f}" if sec is not None else "–"
         nb = s.get("notebook")
         nb_cell = f" (<a href=\"{esc(str(nb))}\">ipynb</a>)" if nb else ""
-        step_rows.append(f"<tr><td>{cell}{nb_cell}</td><td class=\"{cls}\">{esc(status)}</td><td class=\"num\">{sec_txt}</td></tr>")
+        stamp = esc(str(s.get("fingerprint") or "–"))
+        step_rows.append(f"<tr><td>{cell}{nb_cell}</td><td class=\"{cls}\">{esc(status)}</td><td class=\"num\">{sec_txt}</td>"
+                         f"<td><code>{stamp}</code></td></tr>")
 
     stands = stand_ins(paths)
     stand_html = ("<ul>" + "".join(f"<li>{esc(s)} <small>({esc(w)})</small></li>" for s, w in stands) + "</ul>"
@@ -259,7 +261,7 @@ scored on held-out test characters (DESIGN.md section 7).</p>
 <h2>Findings (computed from the numbers)</h2>
 {"<ul>" + "".join(f"<li>{esc(f)}</li>" for f in found) + "</ul>" if found else "<p>No findings yet.</p>"}
 <h2>Steps</h2>
-<table><thead><tr><th>notebook (executed, HTML)</th><th>status</th><th>seconds</th></tr></thead>
+<table><thead><tr><th>notebook (executed, HTML)</th><th>status</th><th>seconds</th><th>stamp (params-code)</th></tr></thead>
 <tbody>{''.join(step_rows)}</tbody></table>
 <h2>Figures</h2>
 {''.join(fig_html) if fig_html else '<p>No figures yet.</p>'}

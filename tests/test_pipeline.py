@@ -121,3 +121,24 @@ def test_an_interrupted_step_is_not_done_and_resumes_even_under_from(fake_study:
     calls.clear()
     pipeline.run("smoke", root=fake_study)
     assert calls == []  # everything done now
+
+
+def test_editing_one_params_section_reruns_only_its_step_and_code_edits_force_it(
+        fake_study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline.run("smoke", root=fake_study)
+    (fake_study / "ran.log").unlink()
+    params = fake_study / "params/smoke.yaml"
+    text = params.read_text()
+    assert "\n  n_boot: 1000\n" in text  # in compare:
+    params.write_text(text.replace("\n  n_boot: 1000\n", "\n  n_boot: 999\n", 1))
+    pipeline.run("smoke", root=fake_study)
+    assert _ran(fake_study) == ["05_compare smoke"]  # only the step that reads compare:
+
+    calls: list[tuple[str, bool]] = []
+    real_run_step, real_code = pipeline.run_step, pipeline._code_stamp
+    monkeypatch.setattr(pipeline, "run_step", lambda p, s, e: calls.append((s, e["force"])) or real_run_step(p, s, e))
+    monkeypatch.setattr(pipeline, "_code_stamp", lambda s: "edited" if s == "04_finetune" else real_code(s))
+    pipeline.run("smoke", root=fake_study)
+    assert calls == [("04_finetune", True), ("05_compare", False)]  # 04's code changed: forced; 05 after it
+    state = {s["name"]: s for s in json.loads((fake_study / "reports/smoke/steps.json").read_text())["steps"]}
+    assert state["04_finetune"]["fingerprint"].endswith("-edited")
