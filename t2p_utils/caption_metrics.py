@@ -23,6 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,43 @@ def quality_table(profile: str, sources: Sequence[str] | None = None, save: bool
                            "rows": json.loads(table.to_json(orient="records"))}, out.with_suffix(".json"))
         log.info("caption quality table -> %s", out)
     return table
+
+
+def _fmt(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or "n/a" when it is missing (None / NaN)."""
+    try:
+        if value is None or (isinstance(value, float) and value != value):
+            return "n/a"
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def caption_findings(table: pd.DataFrame, sources: Sequence[str]) -> str:
+    """Markdown bullets of what each caption source's captions do, computed from :func:`quality_table`'s table.
+
+    The notebooks print these instead of typing numbers into their text, so a re-run that
+    changes the numbers changes the findings too.
+    """
+    lines = []
+    for source in sources:
+        hit = table[table["source"] == source]
+        if hit.empty:
+            lines.append(f"- **{source}**: no captions found (run its step first).")
+            continue
+        r = hit.iloc[0]
+        who = str(r["captioner"]) + (" — an offline stand-in" if bool(r.get("stand_in")) else "")
+        if source == "reference":
+            lines.append(f"- **reference** ({int(r['n'])} hand-written captions): {_fmt(r['colors_per_caption'], '.1f')} "
+                         f"colours named per caption, colour recall against the pixel ground truth "
+                         f"{_fmt(r['color_recall'], '.2f')} (precision {_fmt(r['color_precision'], '.2f')}).")
+            continue
+        lines.append(
+            f"- **{source}** ({who}; {int(r['n'])} ids): {_fmt(r['captions_with_unk'], '.0%')} of its captions hold "
+            f"`<unk>` ({_fmt(r['unk_rate'], '.1%')} of tokens); {_fmt(r['colors_per_caption'], '.1f')} colours named per "
+            f"caption; colour recall against the pixel ground truth {_fmt(r['color_recall'], '.2f')} (precision "
+            f"{_fmt(r['color_precision'], '.2f')}); it names {_fmt(r['ref_color_recall'], '.0%')} of the colours that "
+            f"held-out reference captions name, BLEU-4 against them {_fmt(r['bleu4'], '.2f')} ({int(r['bleu_n'])} ids). "
+            f"The training captions the fine-tuning gets (references kept + these): colour recall "
+            f"{_fmt(r['final_color_recall'], '.2f')}, `<unk>` {_fmt(r['final_unk_rate'], '.1%')} of tokens.")
+    return "\n".join(lines)

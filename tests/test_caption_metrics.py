@@ -59,3 +59,22 @@ def test_unk_rate_and_lengths() -> None:
     row = score_captions(["a red and blue cat", "a cat"], ["x", "y"], {"x": set(), "y": set()},
                          {"x": "a red and green cat", "y": "a yellow cat"}, {"x", "y"})
     assert row["ref_color_recall"] == pytest.approx(1 / 3)  # red of {red, green, yellow}
+
+
+def test_caption_findings_are_computed_from_the_table() -> None:
+    import pandas as pd
+
+    from t2p_utils.caption_metrics import caption_findings
+
+    row = dict(source="cnn_lstm", captioner="cnn_lstm", stand_in=False, n=10, bleu4=0.125, bleu_n=4,
+               ref_color_recall=0.0, color_precision=float("nan"), color_recall=0.0, colors_per_caption=0.0,
+               unk_rate=0.095, captions_with_unk=1.0, final_color_recall=0.09, final_unk_rate=0.054)
+    pal = dict(row, source="clip", captioner="palette (stand-in for clip-interrogator)", stand_in=True,
+               captions_with_unk=0.0, unk_rate=0.0, colors_per_caption=2.44, color_recall=0.95, color_precision=0.89,
+               ref_color_recall=0.94, bleu4=0.03)
+    text = caption_findings(pd.DataFrame([row, pal]), ["cnn_lstm", "clip", "palette"])
+    first, second, third = text.splitlines()
+    assert "100% of its captions hold `<unk>` (9.5% of tokens)" in first and "BLEU-4 against them 0.12" in first
+    assert "(precision n/a)" in first  # no colour named: no precision, said as such
+    assert "an offline stand-in" in second and "2.4 colours named" in second and "names 94%" in second
+    assert third.startswith("- **palette**: no captions found")
