@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     base = Paths.for_profile(args.profile)
     params = load_params(args.profile)
     values = dict(params.get("train") or {})
+    if params.get("seed") is not None:  # the top-level seed, as t2p_utils.config.section applies it
+        values.setdefault("seed", params["seed"])
     overrides = {k: yaml.safe_load(v) for k, v in (item.partition("=")[::2] for item in args.set)}
     cfg = from_dict(TrainConfig, {**values, **overrides}, where=f"params/{args.profile}.yaml [train] + --set")
     compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")

@@ -183,9 +183,16 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
 
 
 def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
-    """The dataclass for step ``name`` of loaded params (missing section -> defaults)."""
+    """The dataclass for step ``name`` of loaded params (missing section -> defaults).
+
+    The top-level ``seed:`` reaches every step whose dataclass has a ``seed`` field (split,
+    captioners, recolouring, training) unless the section sets its own.
+    """
     src = params.get("_source", "params")
-    return from_dict(cls, params.get(name), where=f"{src} [{name}]")
+    values = params.get(name)
+    if params.get("seed") is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+        values = {"seed": params["seed"], **(values or {})}
+    return from_dict(cls, values, where=f"{src} [{name}]")
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -1168,12 +1168,13 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         profile = args.profile or data.get("profile")
         if profile is None:
             raise SystemExit(f"{args.config} has no profile: key; pass --profile")
-        values = dict(data.get("train") or {})
-        where = f"{args.config} [train]"
     else:
         profile = args.profile
-        values = dict(load_params(profile).get("train") or {})
-        where = f"params/{profile}.yaml [train]"
+        data = load_params(profile)
+    where = f"{args.config or f'params/{profile}.yaml'} [train]"
+    values = dict(data.get("train") or {})
+    if data.get("seed") is not None:  # the top-level seed, as config.section applies it
+        values.setdefault("seed", data["seed"])
     for item in args.set:
         key, _, raw = item.partition("=")
         values[key] = yaml.safe_load(raw)

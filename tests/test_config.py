@@ -69,3 +69,17 @@ def test_resolve_device_auto_and_explicit() -> None:
 
     assert resolve_device() == resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_the_top_level_seed_reaches_every_step_unless_a_section_sets_its_own() -> None:
+    from t2p_utils.captioning import CaptionConfig
+    from t2p_utils.evaluate import CompareConfig
+    from t2p_utils.scrape import ScrapeConfig
+    from t2p_utils.train import TrainConfig
+
+    params = {"seed": 7, "train": {"seed": 3}, "captions": {}}
+    assert section(params, "scrape", ScrapeConfig).seed == 7
+    assert section(params, "captions", CaptionConfig).seed == 7
+    assert section(params, "train", TrainConfig).seed == 3  # its own
+    assert section(params, "compare", CompareConfig).seeds == [0]  # no seed field: untouched
+    assert section({}, "train", TrainConfig).seed == TrainConfig().seed
