@@ -27,7 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
+from t2p_utils.config import Paths, from_dict, load_params, section_values  # noqa: E402
 from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
 from t2p_utils.io import append_csv_row  # noqa: E402
 from t2p_utils.train import TrainConfig, load_pipeline, train  # noqa: E402
@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     base = Paths.for_profile(args.profile)
     params = load_params(args.profile)
-    values = dict(params.get("train") or {})
-    if params.get("seed") is not None:  # the top-level seed, as t2p_utils.config.section applies it
-        values.setdefault("seed", params["seed"])
+    values = section_values(params, "train", TrainConfig)
     overrides = {k: yaml.safe_load(v) for k, v in (item.partition("=")[::2] for item in args.set)}
     cfg = from_dict(TrainConfig, {**values, **overrides}, where=f"params/{args.profile}.yaml [train] + --set")
     compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")

@@ -182,17 +182,20 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
     return cls(**values)
 
 
-def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
-    """The dataclass for step ``name`` of loaded params (missing section -> defaults).
+def section_values(params: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
+    """The raw values of section ``name`` (a new dict), with the top-level ``seed:`` added when ``cls``
+    has a ``seed`` field and the section sets none: one seed reaches every step (split, captioners,
+    recolouring, training)."""
+    values = dict(params.get(name) or {})
+    if params.get("seed") is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
+        values.setdefault("seed", params["seed"])
+    return values
 
-    The top-level ``seed:`` reaches every step whose dataclass has a ``seed`` field (split,
-    captioners, recolouring, training) unless the section sets its own.
-    """
+
+def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
+    """The dataclass for step ``name`` of loaded params (missing section -> defaults; seed: :func:`section_values`)."""
     src = params.get("_source", "params")
-    values = params.get(name)
-    if params.get("seed") is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
-        values = {"seed": params["seed"], **(values or {})}
-    return from_dict(cls, values, where=f"{src} [{name}]")
+    return from_dict(cls, section_values(params, name, cls), where=f"{src} [{name}]")
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -74,29 +74,21 @@ def append_csv_row(path: Path, row: dict[str, Any]) -> None:
     import csv
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    header: list[str] = []
+    rows: list[dict[str, str]] = []
     if path.exists():
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            header = list(reader.fieldnames or [])
-            if all(k in header for k in row):
-                rows = None
-            else:
-                rows = list(reader)
-        if rows is not None:
-            header += [k for k in row if k not in header]
-            with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-                w = csv.DictWriter(fh, fieldnames=header)
-                w.writeheader()
-                w.writerows(rows + [row])
-            return
+            header, rows = list(reader.fieldnames or []), list(reader)
+    if header and all(k in header for k in row):
         with path.open("a", newline="", encoding="utf-8") as fh:
             csv.DictWriter(fh, fieldnames=header).writerow(row)
         return
+    header += [k for k in row if k not in header]
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(row))
+        w = csv.DictWriter(fh, fieldnames=header)
         w.writeheader()
-        w.writerow(row)
+        w.writerows(rows + [row])
 
 
 def rgb_on_white(im: Image.Image) -> Image.Image:

@@ -9,8 +9,8 @@ Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` a
 of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``) and the source of
 the package modules it runs (``STEP_MODULES``), so editing ``compare:`` re-runs only 05 and
 editing ``metrics.py`` recomputes 05 (forced: its own caches cannot see code). A step counts as
-done when it succeeded with the same stamp and its outputs still exist; a failed step stops the run with the notebook and cell named, and the next run
-starts there; a step that was interrupted (Ctrl-C, a killed run) is resumed by the next run,
+done when it succeeded with the same stamp and its outputs still exist; a failed step stops the
+run with the notebook and cell named, and the next run starts there; a step that was interrupted (Ctrl-C, a killed run) is resumed by the next run,
 ``--from`` included (04 continues from its last checkpoint); ``--force`` starts afresh.
 """
 
@@ -56,7 +56,6 @@ class StepResult:
 
 def step_outputs(paths: Paths, step: str) -> list[Path]:
     """The files a finished ``step`` leaves for the next ones (those that exist are recorded in steps.json)."""
-    params = load_params(paths.profile, paths.root)
     if step == "01_scrape":
         return [paths.manifest]
     if step == "02_cnn_lstm_captioning":
@@ -64,7 +63,7 @@ def step_outputs(paths: Paths, step: str) -> list[Path]:
     if step == "03_clip_captioning":
         return [paths.captions(s) for s in ("clip", "palette")]
     if step == "04_finetune":
-        sources = (params.get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
+        sources = (load_params(paths.profile, paths.root).get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
         return [paths.model(f"ip2p_{s}") / "model_index.json" for s in sources]
     if step == "05_compare":
         return [paths.reports / "compare_summary.json", paths.reports / "metrics.csv"]

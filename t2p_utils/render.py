@@ -58,10 +58,6 @@ def _svg_to_rgba(svg: bytes, size: int) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGBA")
 
 
-def on_white(rgba: Image.Image) -> Image.Image:
-    return rgb_on_white(rgba)
-
-
 def outline_share(lineart: Image.Image, mask: Image.Image) -> float:
     """Ink coverage of the character region: mean darkness of the line art inside the mask.
 
@@ -86,9 +82,9 @@ def render_svg(job: RenderJob) -> RenderResult:
         if (alpha >= MASK_THRESHOLD).sum() == 0:
             raise SvgError("renders to an empty image")
         mask = Image.fromarray(np.where(alpha >= MASK_THRESHOLD, 255, 0).astype(np.uint8), "L")
-        lineart = on_white(_svg_to_rgba(line.svg.encode("utf-8"), job.size))
+        lineart = rgb_on_white(_svg_to_rgba(line.svg.encode("utf-8"), job.size))
         share = outline_share(lineart, mask)
-        atomic_write_image(on_white(rgba), job.color)
+        atomic_write_image(rgb_on_white(rgba), job.color)
         atomic_write_image(lineart, job.lineart)
         atomic_write_image(mask, job.mask)
         ok = line.outline_paints > 0 and LINEART_MIN_SHARE <= share <= LINEART_MAX_SHARE

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .config import ConfigError, Paths, from_dict, load_params, resolve_device, section
+from .config import ConfigError, Paths, from_dict, load_params, resolve_device, section, section_values
 from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
 from .progress import phase, tqdm
 from .threads import torch_threads
@@ -473,17 +473,15 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
         text_encoder = build_text_encoder(cfg.arch, seed=cfg.seed)
         unet = build_unet(cfg.arch, cfg.resolution, seed=cfg.seed, latent_channels=vae.config.latent_channels,
                           text_time=cfg.text_time_embedding)
-        desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), a small VAE "
-                f"trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`), a frozen "
+        ae = ("no VAE but an exact 4x4 pixel fold (diffusion on folded pixels: "
+              "`t2p_utils.scratch_models.SpaceToDepthAutoencoder`)" if cfg.autoencoder == "space_to_depth" else
+              f"a small VAE trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`)")
+        desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), {ae}, a frozen "
                 "random-weight CLIP text transformer and the real CLIP BPE tokenizer (built offline from open_clip's "
                 "vocabulary). Offline stand-in for fine-tuning `timbrooks/instruct-pix2pix`.")
         if cfg.train_text_encoder:
             desc = desc.replace("a frozen random-weight CLIP text transformer", "a small CLIP text transformer trained "
                                 "from scratch with the UNet")
-        if cfg.autoencoder == "space_to_depth":
-            desc = desc.replace(f"a small VAE trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`)",
-                                "no VAE but an exact 4x4 pixel fold (diffusion on folded pixels: "
-                                "`t2p_utils.scratch_models.SpaceToDepthAutoencoder`)")
         return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(cfg.prediction_type), desc)
 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -1172,9 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         profile = args.profile
         data = load_params(profile)
     where = f"{args.config or f'params/{profile}.yaml'} [train]"
-    values = dict(data.get("train") or {})
-    if data.get("seed") is not None:  # the top-level seed, as config.section applies it
-        values.setdefault("seed", data["seed"])
+    values = section_values(data, "train", TrainConfig)
     for item in args.set:
         key, _, raw = item.partition("=")
         values[key] = yaml.safe_load(raw)
@@ -1218,8 +1214,7 @@ def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
                      "train s": round(d["train_seconds"], 1), "device": d["device"],
                      "caption stand-in": d.get("caption_stand_in") or ""})
     vae = paths.model("vae") / "vae_summary.json"
-    folded = [s for s in sources if _saved_autoencoder(paths.model(f"ip2p_{s}")) == "SpaceToDepthAutoencoder"]
-    if folded:
+    if any(_saved_autoencoder(paths.model(f"ip2p_{s}")) == "SpaceToDepthAutoencoder" for s in sources):
         rows.append({"source": "(shared VAE)", "steps": 0, "pairs": 0, "train s": 0.0,
                      "caption stand-in": "none: an exact 4x4 pixel fold (lossless, colour terms kept 1.00 by construction)"})
     elif vae.exists():
