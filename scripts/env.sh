@@ -19,7 +19,9 @@ fi
 prefix="$("$PY" -c 'import sys; print(sys.prefix)')"
 stamp="$prefix/.t2p-installed"
 want="$(sha256sum "$T2P_ROOT/pyproject.toml" | cut -c1-16)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! "$PY" -c 'import t2p_utils' 2>/dev/null; then
+# T2P_SKIP_INSTALL=1 (the end-to-end tests, which run copies of the repository): use the environment as it is,
+# never re-point its editable install at the copy
+if [ -z "${T2P_SKIP_INSTALL:-}" ] && { [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! "$PY" -c 'import t2p_utils' 2>/dev/null; }; then
   echo "t2p: installing t2p_utils and its pinned dependencies into $prefix (first run: a few minutes)" >&2
   # torch and torchvision first, together, so that pip resolves the pinned pair in one go
   "$PY" -m pip install --disable-pip-version-check -q "torch==2.14.1" "torchvision==0.29.1"

@@ -13,11 +13,11 @@ Outputs per profile ``<p>`` and source (``reference``, ``cnn_lstm``, ``clip``, `
 * ``data/captions/<p>/<source>.json``: provenance (captioner, stand-in, settings, skipped ids).
 * ``data/instructions/<p>/<source>/``: ``metadata.jsonl`` plus image copies ``input/<id>.png``
   (line art) and ``edited/<id>.png`` (colour), **train split only** (test stays held out).
-  Each line has ``input_image``, ``edit_prompt``, ``edited_image`` (paths relative to the folder,
-  the column names diffusers' ``examples/instruct_pix2pix`` uses by default) and ``file_name``
-  (= ``input_image``), the column ``datasets``' ``imagefolder`` needs to accept the folder.
-  Relative paths are resolved against the folder by our trainer; ``datasets`` itself only turns
-  ``file_name`` into an image, so ``edited_image`` reaches it as a path string.
+  Each line has ``input_image_file_name``, ``edit_prompt``, ``edited_image_file_name`` (paths
+  relative to the folder): ``load_dataset("imagefolder", data_dir=folder)`` turns each
+  ``<column>_file_name`` into an image column ``<column>``, so the dataset has the columns
+  ``input_image``, ``edit_prompt``, ``edited_image`` that diffusers' ``examples/instruct_pix2pix``
+  reads by default (a test loads one). Our trainer reads the same lines (:func:`instruction_line`).
 
 Bad input fails loudly: a missing manifest image or a reference id that is not in the manifest
 raises with the file and the ids; an empty caption is a recorded skip (in the JSON, not in
@@ -56,6 +56,7 @@ class CaptionConfig:
     sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "palette"])
     seed: int = 42
     reference_share: float = 1.0  # share of train ids whose reference captions are used (seeded subset)
+    reference_file: str = ""  # user profiles: your captions / test instructions CSV (id + caption, faithful, counterfactual)
     # CNN-LSTM
     image_size: int = 64
     min_count: int = 3
@@ -148,9 +149,11 @@ def captioner_name(source: str, cfg: CaptionConfig) -> tuple[str, bool]:
 # ----------------------------------------------------------------------------------------------
 
 def load_manifest(paths: Paths) -> pd.DataFrame:
+    """The manifest rows that can be captioned: those with a colour image (own line art may have none)."""
     from .manifest import read_manifest
 
     df = read_manifest(paths.manifest)
+    df = df[df["color"].astype(str) != ""].reset_index(drop=True)
     missing = [sid for sid, rel in zip(df["id"], df["color"], strict=True) if not (paths.root / rel).exists()]
     missing += [sid for sid, rel in zip(df["id"], df["lineart"], strict=True) if not (paths.root / rel).exists()]
     if missing:
@@ -163,14 +166,16 @@ def load_manifest(paths: Paths) -> pd.DataFrame:
 
 def load_references(paths: Paths, manifest: pd.DataFrame) -> pd.DataFrame:
     """Reference captions (id, split, caption) of manifest ids; unknown ids are an error naming the file."""
+    from .manifest import read_manifest
+
     ref = read_reference_csv(paths.reference_captions)
-    unknown = sorted(set(ref["id"]) - set(manifest["id"]))
+    unknown = sorted(set(ref["id"]) - set(read_manifest(paths.manifest)["id"]))
     if unknown:
         raise ValueError(
             f"{paths.reference_captions} has {len(unknown)} id(s) not in {paths.manifest}, e.g. {unknown[:5]}: "
             "fix the reference file or re-run 01_scrape"
         )
-    ref = ref[["id", "caption"]].merge(manifest[["id", "split"]], on="id", how="left")
+    ref = ref[["id", "caption"]].merge(manifest[["id", "split"]], on="id", how="inner")
     ref["caption"] = ref["caption"].map(lambda c: str(c).strip())
     return ref[ref["caption"] != ""].reset_index(drop=True)
 
@@ -330,6 +335,12 @@ def read_caption_csv(path: Path, expected_ids: list[str] | None = None) -> pd.Da
     return df
 
 
+def instruction_line(input_image: str, edit_prompt: str, edited_image: str, **extra: Any) -> str:
+    """One ``metadata.jsonl`` line: ``datasets``' imagefolder loads ``<name>_file_name`` as image column ``<name>``."""
+    return json.dumps({"input_image_file_name": input_image, "edit_prompt": edit_prompt,
+                       "edited_image_file_name": edited_image, **extra}) + "\n"
+
+
 def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest: pd.DataFrame,
                        splits: tuple[str, ...] = ("train",)) -> Path:
     """The instruction dataset folder: image copies plus ``metadata.jsonl`` (rows with a caption only)."""
@@ -345,8 +356,7 @@ def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest:
             inp, out = f"input/{r.id}.png", f"edited/{r.id}.png"
             shutil.copyfile(paths.root / rel.at[r.id, "lineart"], folder / inp)
             shutil.copyfile(paths.root / rel.at[r.id, "color"], folder / out)
-            fh.write(json.dumps({"file_name": inp, "input_image": inp, "edit_prompt": r.instruction, "edited_image": out,
-                                 "id": r.id, "caption_source": r.caption_source}) + "\n")
+            fh.write(instruction_line(inp, r.instruction, out, id=r.id, caption_source=r.caption_source))
     return folder
 
 
@@ -404,9 +414,8 @@ def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: p
                     out["skipped"].append({"id": sid, "what": f"{name}: empty caption from {captioner}"})
                     continue
                 inp = f"input/{sid}.png"
-                fh.write(json.dumps({"file_name": inp, "input_image": inp, "edit_prompt": to_instruction(text),
-                                     "edited_image": name, "id": sid, "caption_source": captioner,
-                                     "augmentation": note}) + "\n")
+                fh.write(instruction_line(inp, to_instruction(text), name, id=sid, caption_source=captioner,
+                                          augmentation=note))
                 out["n_recolored"] += 1
     log.info("%s: %d recoloured pairs added (%d skipped)", source, out["n_recolored"], len(out["skipped"]))
     return out

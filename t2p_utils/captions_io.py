@@ -22,9 +22,10 @@ def to_instruction(caption: str) -> str:
     return "Turn it into " + caption
 
 
-def write_reference_csv(rows: Iterable[Mapping[str, Any]], path: Path, provenance: str) -> None:
+def write_reference_csv(rows: Iterable[Mapping[str, Any]], path: Path, provenance: str,
+                        columns: Iterable[str] = REFERENCE_COLUMNS) -> None:
     """Write reference captions with ``#`` comment lines that say who wrote them and how."""
-    df = pd.DataFrame(list(rows), columns=list(REFERENCE_COLUMNS))
+    df = pd.DataFrame(list(rows), columns=list(columns))
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         for line in provenance.strip().splitlines():
             fh.write(f"# {line}\n")

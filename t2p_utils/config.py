@@ -4,12 +4,18 @@ Paths are relative to the repository root (``T2P_ROOT`` overrides it, which the 
 use to work in a temporary folder). Parameters live in ``params/<profile>.yaml``: one
 mapping per step, each read into that step's own dataclass by :func:`section`, which
 rejects unknown keys with the list of valid ones.
+
+A *user profile* is any other params file, given by its path (``./run_all.sh my.yaml``): its
+name is its ``profile:`` key or the file's stem, its outputs go under ``data/…/<name>/``,
+``models/<name>/`` and ``reports/<name>/``, and ``extends: cpu`` starts it from a built-in
+profile's sections, which its own keys then override one by one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,9 @@ from typing import Any, TypeVar
 import yaml
 
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "full")
+#: the top-level keys a params file may hold (every other one is a typo)
+TOP_LEVEL_KEYS: tuple[str, ...] = ("profile", "seed", "extends", "scrape", "captions", "train", "compare")
+SECTIONS: tuple[str, ...] = ("scrape", "captions", "train", "compare")
 CAPTION_SOURCES: tuple[str, ...] = ("reference", "cnn_lstm", "clip", "palette")
 
 T = TypeVar("T")
@@ -39,9 +48,59 @@ def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ConfigError(
             f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)} "
-            f"(params files live in {repo_root() / 'params'})"
+            f"(params files live in {repo_root() / 'params'}) or give the path of your own params file (*.yaml)"
         )
     return profile
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}): check the path") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the file and run again.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of step sections (scrape:, captions:, ...), got {type(data).__name__}")
+    return data
+
+
+def is_params_path(spec: str) -> bool:
+    """Whether a profile argument names a params file rather than a built-in profile."""
+    return str(spec).endswith((".yaml", ".yml")) or os.sep in str(spec)
+
+
+def resolve_profile(spec: str | Path, root: Path | None = None) -> tuple[str, Path | None]:
+    """``(name, params file)`` of a profile argument: a built-in name (file ``None``: ``params/<name>.yaml``)
+    or the path of a user params file, whose name is its ``profile:`` key or else its stem."""
+    spec = str(spec)
+    if spec in PROFILES:
+        return spec, None
+    if not is_params_path(spec):
+        check_profile(spec)
+    root = (root or repo_root()).resolve()
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and not path.exists() and (root / path).exists():
+        path = root / path
+    if not path.is_file():
+        raise ConfigError(f"params file {spec} does not exist: give the path of a YAML file "
+                          f"(see README 'Your own line art'), or one of {', '.join(PROFILES)}")
+    path = path.resolve()
+    name = str(_read_yaml(path).get("profile") or path.stem)
+    if not _NAME.match(name):
+        raise ConfigError(f"{path}: profile name {name!r} must be letters, digits, '_', '-' or '.' "
+                          "(it names folders): set profile: in the file")
+    if name in PROFILES:
+        if path == (root / "params" / f"{name}.yaml").resolve():
+            return name, None
+        raise ConfigError(f"{path} is named {name!r}, a built-in profile: its outputs would overwrite that profile's. "
+                          f"Set profile: to another name (e.g. my_{name}); use extends: {name} to start from its settings")
+    return name, path
 
 
 @dataclass(frozen=True)
@@ -50,15 +109,28 @@ class Paths:
 
     profile: str
     root: Path
+    user_params: Path | None = None  # a user profile's params file (None: the built-in params/<profile>.yaml)
 
     @classmethod
-    def for_profile(cls, profile: str, root: Path | None = None) -> Paths:
-        return cls(check_profile(profile), (root or repo_root()).resolve())
+    def for_profile(cls, profile: str | Path, root: Path | None = None) -> Paths:
+        """Paths of a built-in profile name or of a user params file (:func:`resolve_profile`)."""
+        root = (root or repo_root()).resolve()
+        name, file = resolve_profile(profile, root)
+        return cls(name, root, file)
+
+    @property
+    def is_user(self) -> bool:
+        return self.user_params is not None
+
+    @property
+    def spec(self) -> str:
+        """What names this profile to a notebook or to ``./run_all.sh``: its name, or its params file's path."""
+        return str(self.user_params) if self.user_params else self.profile
 
     # inputs -----------------------------------------------------------------
     @property
     def params_file(self) -> Path:
-        return self.root / "params" / f"{self.profile}.yaml"
+        return self.user_params or self.root / "params" / f"{self.profile}.yaml"
 
     @property
     def raw(self) -> Path:
@@ -106,10 +178,16 @@ class Paths:
         """Reference captions and test instructions.
 
         Real sprites (``cpu``/``full``): the hand-written, committed ``data/captions/reference.csv``.
-        ``smoke``: generated beside the synthetic images from their known colours.
+        ``smoke``: generated beside the synthetic images from their known colours. User profiles:
+        written by step 01 (``t2p_utils.derive``) from ``captions.reference_file`` and what it derives.
         """
-        if self.profile == "smoke":
+        if self.profile == "smoke" or self.is_user:
             return self.processed / "reference_captions.csv"
+        return self.committed_references
+
+    @property
+    def committed_references(self) -> Path:
+        """The hand-written captions and instructions of the dream-world sprites (committed in git)."""
         return self.root / "data" / "captions" / "reference.csv"
 
     @property
@@ -141,21 +219,32 @@ class Paths:
         return self.root / "notebooks"
 
 
-def load_params(profile: str, root: Path | None = None) -> dict[str, Any]:
-    """Read ``params/<profile>.yaml`` into a dict of step sections."""
+def load_params(profile: str | Path, root: Path | None = None) -> dict[str, Any]:
+    """Read a profile's params file into a dict of step sections (``extends:`` merged in, top-level keys checked)."""
     paths = Paths.for_profile(profile, root)
     path = paths.params_file
     if not path.exists():
         raise ConfigError(f"{path} is missing: every profile needs a params file ({', '.join(PROFILES)})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the file and run again.") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of step sections (scrape:, captions:, ...), got {type(data).__name__}")
-    data.setdefault("profile", profile)
-    if data["profile"] != profile:
-        raise ConfigError(f"{path} says profile {data['profile']!r} but was loaded as {profile!r}")
+    data = _read_yaml(path)
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(map(str, unknown))}; valid keys are: "
+                          f"{', '.join(TOP_LEVEL_KEYS)}")
+    for name in SECTIONS:
+        if data.get(name) is not None and not isinstance(data[name], dict):
+            raise ConfigError(f"{path}: {name}: must be a mapping of keys, got {type(data[name]).__name__}")
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        if base_name not in PROFILES:
+            raise ConfigError(f"{path}: extends: {base_name!r} must be a built-in profile ({', '.join(PROFILES)})")
+        base = load_params(base_name, paths.root)
+        for name in SECTIONS:  # the user's keys override the base's, key by key
+            data[name] = {**(base.get(name) or {}), **(data.get(name) or {})}
+        data.setdefault("seed", base.get("seed"))
+        data["extends"] = base_name
+    data.setdefault("profile", paths.profile)
+    if data["profile"] != paths.profile:
+        raise ConfigError(f"{path} says profile {data['profile']!r} but was loaded as {paths.profile!r}")
     data["_source"] = str(path)
     return data
 

@@ -354,7 +354,7 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 
 
 def _load(paths: Paths, device: str) -> dict[str, LoadedModel]:
-    params = load_params(paths.profile, paths.root)
+    params = load_params(paths.spec, paths.root)
     cfg = section(params, "compare", CompareConfig)
     dev = resolve_device(cfg.device if device == "auto" else device)
     names = model_names(paths, cfg)

@@ -46,6 +46,7 @@ from PIL import Image
 from . import metrics as M
 from .captions_io import read_reference_csv
 from .config import Paths, load_params, resolve_device, section
+from .derive import derived_counts
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
 from .progress import tqdm
@@ -87,6 +88,7 @@ class CompareConfig:
     """The ``compare:`` section of params/<profile>.yaml."""
 
     models: list[str] = field(default_factory=lambda: ["base", "ip2p_cnn_lstm", "ip2p_clip", "ip2p_reference"])
+    models_from: str = ""  # evaluate-only: score the models another profile trained (e.g. "cpu"); "" = this profile's
     base_model: str = "timbrooks/instruct-pix2pix"  # hub id of the zero-shot model (full only)
     steps: int = 20  # inference steps
     text_guidance: float = 7.5  # IP2P's s_T
@@ -204,29 +206,38 @@ def _json_stand_ins(folder: Path) -> list[str]:
     return found
 
 
+def model_paths(paths: Paths, cfg: CompareConfig) -> Paths:
+    """Where the evaluated models live: this profile's ``models/``, or ``compare.models_from``'s (evaluate-only)."""
+    return Paths.for_profile(cfg.models_from, paths.root) if cfg.models_from else paths
+
+
 def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | None = None) -> list[ModelSpec]:
     """The models to evaluate, in config order; raises :class:`CompareError` for a missing required model."""
-    params = params if params is not None else load_params(paths.profile, paths.root)
-    offline = paths.profile != "full"
+    owner = model_paths(paths, cfg)
+    if owner is not paths or params is None:  # the stand-in labels follow the profile that trained the models
+        params = load_params(owner.spec, owner.root)
+    offline = owner.profile != "full"
     clip_backend = str((params.get("captions") or {}).get("clip_backend", "palette" if offline else "interrogator"))
     model_source = str((params.get("train") or {}).get("model_source", "scratch" if offline else "pretrained"))
     specs: list[ModelSpec] = []
     for name in cfg.models:
         label = MODEL_LABELS.get(name, name)
         if name == BASE_MODEL:
-            if paths.profile != "full":
-                log.info("skipping the zero-shot base model: it needs %s from the hub (full profile only)", cfg.base_model)
+            if model_source != "pretrained":
+                log.info("skipping the zero-shot base model: it needs %s from the hub (profiles that fine-tune it)",
+                         cfg.base_model)
                 continue
             specs.append(ModelSpec(name, cfg.base_model, f"{label} ({cfg.base_model})"))
             continue
-        folder = paths.model(name)
+        folder = owner.model(name)
         if not (folder / "model_index.json").exists():
             if name in REQUIRED_MODELS:
                 what = "is missing" if not folder.exists() else "has no model_index.json (an unfinished training run?)"
-                raise CompareError(
-                    f"{folder} {what}: run notebooks/04_finetune.ipynb (profile {paths.profile!r}) first; "
-                    f"it trains {', '.join(REQUIRED_MODELS)} (use force=True there to retrain)"
-                )
+                fix = (f"train them first with ./run_all.sh {owner.spec} (compare.models_from: {cfg.models_from})"
+                       if cfg.models_from else
+                       f"run notebooks/04_finetune.ipynb (profile {paths.profile!r}) first; it trains "
+                       f"{', '.join(REQUIRED_MODELS)} (use force=True there to retrain)")
+                raise CompareError(f"{folder} {what}: {fix}")
             log.info("optional model %s not found at %s: skipped", name, folder)
             continue
         stand = _json_stand_ins(folder)
@@ -246,9 +257,9 @@ def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | No
 @dataclass(frozen=True)
 class TestItem:
     id: str
-    faithful: str
+    faithful: str  # "" when the character has no colour image (no ground truth to be faithful to)
     counterfactual: str
-    color: Path
+    color: Path | None  # the ground truth; None for line art without a colour image (user data)
     lineart: Path
     mask: Path
 
@@ -279,24 +290,27 @@ def load_test_items(paths: Paths, max_test: int = 0) -> list[TestItem]:
             f"{ref_path} is missing: for smoke run notebooks/01_scrape.ipynb; for cpu/full it is committed in git"
         ) from exc
     ref = ref.drop_duplicates("id", keep="last").set_index("id")
-    missing = [
-        i for i in test["id"]
-        if i not in ref.index or not str(ref.at[i, "faithful"]).strip() or not str(ref.at[i, "counterfactual"]).strip()
-    ]
+
+    def text(i: str, col: str) -> str:
+        return str(ref.at[i, col]).strip() if i in ref.index else ""
+
+    has_color = dict(zip(test["id"], test["color"].astype(str).ne(""), strict=True))
+    missing = [i for i in test["id"] if not text(i, "counterfactual") or (has_color[i] and not text(i, "faithful"))]
     if missing:
-        fix = ("re-run notebooks/01_scrape.ipynb with force=True (it writes the smoke instructions)"
-               if paths.profile == "smoke" else f"add faithful and counterfactual instructions for them to {ref_path}")
+        fix = ("re-run notebooks/01_scrape.ipynb with force=True (it writes the smoke and user-profile instructions)"
+               if paths.profile == "smoke" or paths.is_user
+               else f"add faithful and counterfactual instructions for them to {ref_path}")
         raise CompareError(
             f"test id(s) {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} have no faithful/counterfactual "
             f"instruction in {ref_path}: {fix}"
         )
     items = []
     for row in test.itertuples():
-        files = {k: paths.root / getattr(row, k) for k in ("color", "lineart", "mask")}
+        files = {k: paths.root / getattr(row, k) if str(getattr(row, k)) else None for k in ("color", "lineart", "mask")}
         for k, p in files.items():
-            if not p.exists():
+            if p is not None and not p.exists():
                 raise CompareError(f"{p} ({k} image of test id {row.id}) is missing: re-run notebooks/01_scrape.ipynb")
-        items.append(TestItem(row.id, ref.at[row.id, "faithful"], ref.at[row.id, "counterfactual"], **files))
+        items.append(TestItem(row.id, text(row.id, "faithful"), text(row.id, "counterfactual"), **files))
     return items
 
 
@@ -335,7 +349,8 @@ def open_rgb(path: Path) -> Image.Image:
 
 def _open_item(item: TestItem) -> dict[str, Image.Image]:
     with Image.open(item.mask) as mask:
-        return {"color": open_rgb(item.color), "lineart": open_rgb(item.lineart), "mask": mask.convert("L")}
+        return {"color": open_rgb(item.color) if item.color else None, "lineart": open_rgb(item.lineart),
+                "mask": mask.convert("L")}
 
 
 def summarise(samples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -586,6 +601,10 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     return out
 
 
+#: the figures the 05 notebook draws (t2p_utils.grids), by file-name prefix
+COMPARE_FIGURES: tuple[str, ...] = ("grid_", "sweep", "bars_", "ladder_")
+
+
 def run_compare(
     paths: Paths,
     cfg: CompareConfig,
@@ -599,7 +618,10 @@ def run_compare(
     :meth:`ClipDirectionScorer.from_open_clip` (only called when ``cfg.clip_direction``).
     """
     t0 = time.perf_counter()
-    params = load_params(paths.profile, paths.root)
+    params = load_params(paths.spec, paths.root)
+    for old in (paths.reports / "figures").glob("*.png"):  # the 05 notebook draws its figures anew after this:
+        if old.name.startswith(COMPARE_FIGURES):  # one it no longer draws (no ground truth, a model gone) must go
+            old.unlink()
     items = load_test_items(paths, cfg.max_test)
     specs = resolve_models(paths, cfg, params)
     showcase = showcase_ids([i.id for i in items], cfg.showcase)
@@ -610,7 +632,6 @@ def run_compare(
         if old.get("state") == state:
             log.info("05_compare outputs are up to date (%s); pass force=True to recompute", files["summary"])
             return load_result(paths)
-    import torch
 
     with torch_threads(cfg.torch_threads):
         return _run(paths, cfg, params, items, specs, showcase, files, state, backend or TrainBackend(),
@@ -622,7 +643,8 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
          clip_scorer_factory: Callable[[CompareConfig, str], M.ClipDirectionScorer] | None, t0: float) -> CompareResult:
     device = resolve_device(cfg.device)
     sweep_model = cfg.sweep_model if cfg.sweep_model in {s.name for s in specs} else specs[-1].name
-    sweep_items = [i for i in items if i.id in showcase[: max(1, cfg.sweep_ids)]]
+    with_truth = [i for i in items if i.faithful]  # line art without a colour image has no faithful instruction
+    sweep_items = [i for i in with_truth if i.id in showcase[: max(1, cfg.sweep_ids)]] or with_truth[:1]
     opened = {i.id: _open_item(i) for i in items}
     scorer = (clip_scorer_factory or (lambda c, d: M.ClipDirectionScorer.from_open_clip(c.clip_model, c.clip_pretrained, d)))(
         cfg, device) if cfg.clip_direction else None
@@ -640,18 +662,21 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
 
             set_sampler(pipe, cfg.sampler)
         for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=spec.name, leave=False):
-            instr = [getattr(i, prompt) for i in items]
-            outs = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items], instr, cfg, seed,
+            these = [i for i in items if getattr(i, prompt)]
+            if not these:
+                continue
+            instr = [getattr(i, prompt) for i in these]
+            outs = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in these], instr, cfg, seed,
                                      cfg.text_guidance, cfg.image_guidance)
-            lines = [opened[i.id]["lineart"] for i in items]
+            lines = [opened[i.id]["lineart"] for i in these]
             clip: dict[str, list[float]] = {}
             if scorer is not None:  # one batched CLIP pass per variant
                 protected = [M.protect(o, opened[i.id]["lineart"], opened[i.id]["mask"], cfg.outline_l)
-                             for i, o in zip(items, outs, strict=True)]
-                src, dst = [cfg.clip_input_caption] * len(items), [caption_of(t) for t in instr]
+                             for i, o in zip(these, outs, strict=True)]
+                src, dst = [cfg.clip_input_caption] * len(these), [caption_of(t) for t in instr]
                 clip = {"raw": scorer.direction_similarity(lines, outs, src, dst).tolist(),
                         "protected": scorer.direction_similarity(lines, protected, src, dst).tolist()}
-            for k, (item, out) in enumerate(zip(items, outs, strict=True)):
+            for k, (item, out) in enumerate(zip(these, outs, strict=True)):
                 path = sample_path(paths, spec.name, prompt, item.id, seed)
                 atomic_write_image(out, path)
                 scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l)
@@ -690,6 +715,10 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
     summary = {
         "profile": paths.profile,
         "n_test": len(items),
+        "n_without_ground_truth": sum(1 for i in items if i.color is None),
+        "models_from": cfg.models_from,
+        "models_dir": str(model_paths(paths, cfg).models.relative_to(paths.root)),
+        "derived_instructions": derived_counts(paths),
         "test_ids": [i.id for i in items],
         "showcase": showcase,
         "sweep_model": sweep_model,
@@ -802,6 +831,25 @@ def control_findings(result: CompareResult) -> list[str]:
     return out
 
 
+def data_notes(summary: dict[str, Any]) -> list[str]:
+    """Where the models and the test instructions came from, when that is not the profile's own training and
+    hand-written instructions (evaluate-only profiles, derived instructions, line art without ground truth)."""
+    notes = []
+    if summary.get("models_from"):
+        notes.append(f"Evaluate-only: these are the models of profile {summary['models_from']!r} "
+                     f"({summary.get('models_dir', '')}), scored on this profile's line art; it trained nothing.")
+    derived = summary.get("derived_instructions") or {}
+    if derived:
+        what = ", ".join(f"{n} {col}" for col, n in derived.items())
+        notes.append(f"Derived, not hand-written ({what}): instructions and captions were made from the colour images "
+                     "by t2p_utils.derive (palette colours; counterfactuals swap to colours the character lacks); "
+                     "the <column>_origin columns of reference_captions.csv say which.")
+    if summary.get("n_without_ground_truth"):
+        notes.append(f"{summary['n_without_ground_truth']} test character(s) have line art but no colour image: "
+                     "they are scored on colour control and the counterfactual instruction only (no ground truth).")
+    return notes
+
+
 def findings(result: CompareResult) -> list[str]:
     """Plain-language findings computed from the numbers (no hard-coded conclusions).
 
@@ -830,6 +878,7 @@ def findings(result: CompareResult) -> list[str]:
     if result.summary.get("profile") == "smoke":
         out.append("smoke profile: tiny models trained for a few steps on synthetic creatures, so these numbers "
                    "check the plumbing, not the method")
+    out += data_notes(result.summary)
     out += control_findings(result)
     for prompt, metric in (("faithful", "delta_e"), ("faithful", "adherence"), ("counterfactual", "adherence"),
                            ("faithful", "clip_direction")):

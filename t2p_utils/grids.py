@@ -65,13 +65,13 @@ def wrap(text: str, width: int = 30, max_lines: int = 7) -> str:
     return "\n".join(lines)
 
 
-def _show(ax: Axes, img: Image.Image | None, title: str | None = None) -> None:
+def _show(ax: Axes, img: Image.Image | None, title: str | None = None, missing: str = "missing") -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(False)
     if img is None:
-        ax.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=8, color="gray", transform=ax.transAxes)
+        ax.text(0.5, 0.5, missing, ha="center", va="center", fontsize=8, color="gray", transform=ax.transAxes)
     else:
         ax.imshow(np.asarray(img.convert("RGB")), interpolation="nearest")
     if title:
@@ -83,13 +83,18 @@ def _open(path: Path) -> Image.Image | None:
 
 
 def seed_grid(paths: Paths, result: CompareResult, prompt: str = "faithful", variant: str = "raw",
-              ids: list[str] | None = None, out: Path | None = None) -> Path:
-    """The seed's grid for ``prompt`` (faithful / counterfactual) on the showcase characters."""
-    ids = ids or list(result.showcase)
-    items: dict[str, TestItem] = {i.id: i for i in load_test_items(paths) if i.id in ids}
+              ids: list[str] | None = None, out: Path | None = None) -> Path | None:
+    """The seed's grid for ``prompt`` (faithful / counterfactual) on the showcase characters (by default those that
+    have a ``prompt`` instruction); None when no character has one (own line art without colour images)."""
     seed = int(result.samples["seed"].min())
     s = result.samples
-    s = s[(s.prompt == prompt) & (s.variant == "raw") & (s.seed == seed)].set_index(["id", "model"])
+    s = s[(s.prompt == prompt) & (s.variant == "raw") & (s.seed == seed)]
+    ids = ids or [i for i in result.showcase if i in set(s["id"])] or sorted(set(s["id"]))[: len(result.showcase)]
+    if not ids:
+        log.info("no %s outputs to show: no test character has a %s instruction", prompt, prompt)
+        return None
+    items: dict[str, TestItem] = {i.id: i for i in load_test_items(paths) if i.id in ids}
+    s = s.set_index(["id", "model"])
     models = result.models
     last = "ground truth" if prompt == "faithful" else "original colours\n(not the target)"
     cols = ["line art", f"{prompt} instruction", *[m.display for m in models], last]
@@ -118,7 +123,7 @@ def seed_grid(paths: Paths, result: CompareResult, prompt: str = "faithful", var
 
                     img = protect(img, line, mask, float(result.summary.get("outline_l", 35.0)))
             _show(axes[r, c], img)
-        _show(axes[r, -1], open_rgb(item.color))
+        _show(axes[r, -1], open_rgb(item.color) if item.color else None, missing="no colour image")
     for c, name in enumerate(cols):
         axes[0, c].set_title(wrap(name, 18, 3), fontsize=8.5)
     what = "mask-protected outputs" if variant == "protected" else f"{variant} outputs"
@@ -154,7 +159,7 @@ def sweep_grid(paths: Paths, result: CompareResult, sprite_id: str | None = None
         if r == 0:
             _show(axes[r, 0], open_rgb(item.lineart), "line art")
         elif r == 1:
-            _show(axes[r, 0], open_rgb(item.color), "ground truth")
+            _show(axes[r, 0], open_rgb(item.color) if item.color else None, "ground truth", missing="no colour image")
         else:
             axes[r, 0].set_axis_off()
     if len(igs) == 1:  # no room for the ground truth below the line art
@@ -164,10 +169,12 @@ def sweep_grid(paths: Paths, result: CompareResult, sprite_id: str | None = None
     return _save(fig, out or figures_dir(paths) / "sweep.png")
 
 
-def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", out: Path | None = None) -> Path:
-    """One panel per metric: mean per model (colours) and variant (hatching) with 95 % CI error bars."""
+def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", out: Path | None = None) -> Path | None:
+    """One panel per metric: mean per model (colours) and variant (hatching) with 95 % CI error bars (None: no rows)."""
     m = result.metrics[result.metrics["prompt"] == prompt]
     metrics = [k for k in HIGHER_IS_BETTER if k in set(m["metric"])]
+    if not metrics:
+        return None
     models = result.models
     variants = [v for v in ("raw", "protected") if v in set(m["variant"])]
     ncol = min(3, len(metrics))

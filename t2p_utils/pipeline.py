@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PROFILES, ConfigError, Paths, load_params
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, sha256_file
 from .progress import ProgressWatcher, progress_file
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def step_outputs(paths: Paths, step: str) -> list[Path]:
     if step == "03_clip_captioning":
         return [paths.captions(s) for s in ("clip", "palette")]
     if step == "04_finetune":
-        sources = (load_params(paths.profile, paths.root).get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
+        sources = (load_params(paths.spec, paths.root).get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
         return [paths.model(f"ip2p_{s}") / "model_index.json" for s in sources]
     if step == "05_compare":
         return [paths.reports / "compare_summary.json", paths.reports / "metrics.csv"]
@@ -102,7 +102,8 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 _COMMON = ("config", "io", "manifest", "progress", "threads")
 STEP_MODULES: dict[str, tuple[str, ...]] = {
-    "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic"),
+    "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
+                            "colors", "captions_io"),
     "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "captioning", "captions_io", "caption_metrics", "tokenizer",
                                          "colors", "palette", "recolor", "clip_caption"),
     "03_clip_captioning": _COMMON + ("clip_caption", "captioning", "captions_io", "caption_metrics", "colors",
@@ -123,12 +124,30 @@ def _code_stamp(step: str) -> str:
 
 
 def _params_stamp(paths: Paths, step: str) -> str:
-    """A hash of the notebook, the profile, the top-level seed and the params sections ``step`` reads."""
-    params = load_params(paths.profile, paths.root)
-    used = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
+    """A hash of the notebook, the profile, the top-level seed and the params sections ``step`` reads, plus
+    the input files those name: a user's ``captions.reference_file`` (01), another profile's models (05)."""
+    params = load_params(paths.spec, paths.root)
+    used: dict[str, Any] = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
+    if step == "01_scrape":
+        from .derive import reference_file
+
+        ref = reference_file(paths, params)
+        used["captions.reference_file"] = [str(ref), sha256_file(ref) if ref and ref.exists() else ""] if ref else None
+    if step == "05_compare" and models_from(params):
+        other = Paths.for_profile(models_from(params), paths.root)
+        used["models_from"] = (load_state(other).get("04_finetune") or {}).get("fingerprint", "")
     h = hashlib.sha256((paths.notebooks / f"{step}.ipynb").read_bytes())
     h.update(json.dumps(used, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def models_from(params: dict[str, Any]) -> str:
+    """``compare.models_from``: the profile whose models an evaluate-only profile scores ("" when it trains its own)."""
+    return str((params.get("compare") or {}).get("models_from") or "")
+
+
+#: the steps an evaluate-only profile (``compare.models_from``) does not run: it trains nothing
+TRAINING_STEPS: tuple[str, ...] = ("02_cnn_lstm_captioning", "03_clip_captioning", "04_finetune")
 
 
 def _fingerprint(paths: Paths, step: str) -> str:
@@ -187,7 +206,7 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{step}.ipynb"
     html = out_dir / f"{step}.html"
-    params = {"profile": paths.profile, **(extra_params or {})}
+    params = {"profile": paths.spec, **(extra_params or {})}
     t0 = time.perf_counter()
     log.info("running %s (profile %s)", step, paths.profile)
     # the kernel inherits T2P_PROGRESS_FILE: its t2p_utils.progress bars report there, the watcher shows them here
@@ -215,9 +234,12 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
 
 def run(profile: str, *, force: bool = False, start: str | None = None, stop: str | None = None,
         root: Path | None = None) -> list[dict[str, Any]]:
-    """Run the study for ``profile``; returns the step records written to ``steps.json``."""
+    """Run the study for ``profile`` (a built-in name or a params file); returns the step records of steps.json."""
     paths = Paths.for_profile(profile, root)
-    load_params(profile, paths.root)  # fail early on a bad params file
+    params = load_params(paths.spec, paths.root)  # fail early on a bad params file
+    evaluate_only = models_from(params)
+    if evaluate_only:
+        Paths.for_profile(evaluate_only, paths.root)  # a bad compare.models_from fails now, not in 05
     os.environ.setdefault("T2P_ROOT", str(paths.root))  # the kernels resolve the same root
     state = {} if force else load_state(paths)
     if start is not None and start not in STEPS:
@@ -227,6 +249,15 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
         steps = steps[: steps.index(stop) + 1]
     rerun = False
     for step in steps:
+        if evaluate_only and step in TRAINING_STEPS:
+            state[step] = asdict(StepResult(step, "skipped", 0.0, "", "", "", (
+                f"evaluate-only: compare.models_from is {evaluate_only!r}, so 05 scores the models in "
+                f"{Paths.for_profile(evaluate_only, paths.root).models} and this profile trains nothing")))
+            _save_state(paths, state)
+            log.info("%s: skipped (evaluate-only profile: models from %r)", step, evaluate_only)
+            continue
+        if step == "02_cnn_lstm_captioning":
+            _check_trainable(paths)
         prev = state.get(step) or {}
         forced_here = start is not None and STEPS.index(step) >= STEPS.index(start)
         stamp = _fingerprint(paths, step)
@@ -248,7 +279,7 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
         resume = prev.get("status") == "interrupted" and not force
         if resume:
             log.info("%s: interrupted earlier; resuming it", step)
-        def record(status: str, error: str = "") -> None:
+        def record(status: str, error: str = "", step: str = step) -> None:
             state[step] = asdict(StepResult(step, status, 0.0, f"notebooks/{step}.ipynb", f"notebooks/{step}.html", "",
                                             error))
             _save_state(paths, state)
@@ -260,7 +291,7 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
             record("failed", str(exc).splitlines()[0])
             raise
         except KeyboardInterrupt:
-            log.error("%s stopped (Ctrl-C). Resume it with: ./run_all.sh %s", step, paths.profile)
+            log.error("%s stopped (Ctrl-C). Resume it with: ./run_all.sh %s", step, paths.spec)
             raise
         res.outputs = _recorded_outputs(paths, step)
         state[step] = asdict(res)
@@ -269,6 +300,21 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
     records = [state[s] for s in STEPS if s in state]
     build_index(paths, records)
     return records
+
+
+def _check_trainable(paths: Paths) -> None:
+    """Training needs train ids: test-only data must name the models it scores (``compare.models_from``)."""
+    import pandas as pd
+
+    try:
+        splits = pd.read_csv(paths.manifest, dtype=str, keep_default_na=False)["split"]
+    except (OSError, ValueError, KeyError):
+        return  # no manifest or not a valid one: 02 itself says to run 01 again
+    if not (splits == "train").any():
+        raise ConfigError(
+            f"{paths.manifest} has no training pairs ({int((splits == 'test').sum())} test, "
+            f"{int((splits == 'val').sum())} val): to score models trained by another profile on this data, set "
+            f"compare: {{models_from: cpu}} in {paths.params_file}; to train, add pairs with a colour image")
 
 
 def build_index(paths: Paths, records: list[dict[str, Any]]) -> Path:
@@ -285,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run notebooks 01..05 and write reports/<profile>/index.html")
-    r.add_argument("profile", nargs="?", choices=PROFILES, help="default: full with CUDA, else cpu")
+    r.add_argument("profile", nargs="?", metavar="PROFILE",
+                   help=f"{' | '.join(PROFILES)} | path/to/your.yaml (default: full with CUDA, else cpu)")
+    r.add_argument("--params", type=Path, help="your own params file (a user profile; same as giving its path)")
     r.add_argument("--force", action="store_true", help="run every step again, ignoring finished ones")
     r.add_argument("--from", dest="start", choices=STEPS, help="run again from this step on")
     r.add_argument("--to", dest="stop", choices=STEPS, help="stop after this step")
@@ -295,16 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "default-profile":
         print(default_profile())
         return 0
-    profile = args.profile or default_profile()
+    if args.params is not None and args.profile is not None:
+        print("error: give a profile or --params, not both", file=sys.stderr)
+        return 2
+    profile = str(args.params) if args.params is not None else args.profile or default_profile()
     try:
-        run(profile, force=args.force, start=args.start, stop=args.stop)
+        paths = Paths.for_profile(profile)
+        run(paths.spec, force=args.force, start=args.start, stop=args.stop)
     except (StepFailed, ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"stopped; run ./run_all.sh {profile} to resume where it stopped", file=sys.stderr)
         return 130
-    print(f"report: {Paths.for_profile(profile).reports / 'index.html'}")
+    print(f"report: {paths.reports / 'index.html'}")
     return 0
 
 

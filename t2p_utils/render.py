@@ -93,26 +93,6 @@ def render_svg(job: RenderJob) -> RenderResult:
         return RenderResult(job.sprite_id, "error", f"{type(exc).__name__}: {exc}".strip()[:300], False)
 
 
-def render_kaggle_pair(job: RenderJob, color_src: Path) -> RenderResult:
-    """A sketch2pokemon pair: ``job.source`` is the sketch (A), ``color_src`` the colour art (B).
-
-    Those JPEGs have no alpha: the mask is the non-white pixels of the colour image.
-    """
-    try:
-        sketch = Image.open(job.source).convert("RGB").resize((job.size, job.size), Image.Resampling.BICUBIC)
-        color = Image.open(color_src).convert("RGB").resize((job.size, job.size), Image.Resampling.BICUBIC)
-        arr = np.asarray(color, dtype=np.int16)
-        mask = Image.fromarray(np.where((arr < 235).any(axis=-1), 255, 0).astype(np.uint8), "L")
-        atomic_write_image(color, job.color)
-        atomic_write_image(sketch, job.lineart)
-        atomic_write_image(mask, job.mask)
-        share = outline_share(sketch, mask)
-        ok = LINEART_MIN_SHARE <= share <= LINEART_MAX_SHARE
-        return RenderResult(job.sprite_id, "ok", "" if ok else f"outline share {share:.3f} out of range", ok)
-    except Exception as exc:
-        return RenderResult(job.sprite_id, "error", f"{type(exc).__name__}: {exc}"[:300], False)
-
-
 def render_all(jobs: list[RenderJob], workers: int = 2, progress: bool = True) -> list[RenderResult]:
     """Render SVG jobs in a process pool (``workers <= 1`` renders in this process)."""
     from .progress import tqdm
@@ -135,7 +115,10 @@ def preview_grid(root: Path, manifest: pd.DataFrame, n: int = 6, seed: int = 0) 
     fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows)), squeeze=False)
     for ax_row, (_, r) in zip(axes, rows.iterrows()):
         for ax, kind in zip(ax_row, ("color", "lineart", "mask")):
-            ax.imshow(Image.open(root / r[kind]), cmap="gray" if kind == "mask" else None, vmin=0, vmax=255)
+            if str(r[kind]):
+                ax.imshow(Image.open(root / r[kind]), cmap="gray" if kind == "mask" else None, vmin=0, vmax=255)
+            else:  # own line art without a colour image
+                ax.text(0.5, 0.5, "no colour\nimage", ha="center", va="center", fontsize=8, color="gray")
             ax.set_xticks([])
             ax.set_yticks([])
         ax_row[0].set_ylabel(f"{r['id']}\n{str(r['name'])[:18]}", fontsize=8)

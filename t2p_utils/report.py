@@ -216,7 +216,7 @@ def build_report(paths: Paths, steps: list[dict[str, Any]]) -> Path:
         link = s.get("notebook_html")
         cell = f"<a href=\"{esc(str(link))}\">{name}</a>" if link else name
         status = str(s.get("status", "?"))
-        cls = "ok" if status == "ok" else "fail"
+        cls = "ok" if status in ("ok", "skipped") else "fail"
         if s.get("error"):
             status = f"{status}: {s['error']}"
         sec = s.get("seconds")

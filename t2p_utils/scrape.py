@@ -6,8 +6,10 @@ Sources (``ScrapeConfig.source``):
   Python from the registry, its published sha512 integrity checked (no node at run time).
 - ``http``: the same SVGs from the PokeAPI sprites repository's raw URLs, one file each,
   with retries and backoff, timeouts and a concurrency limit.
-- ``kaggle``: a user-supplied sketch2pokemon folder (``trainA/ trainB/ testA/ testB/``),
-  for an exact replay of the original data.
+- ``kaggle``: a user-supplied sketch2pokemon folder (``trainA/ trainB/ testA/ testB/``, any
+  subset that makes sense), for an exact replay of the original data (:mod:`t2p_utils.userdata`).
+- ``folder``: your own characters, ``lineart/`` (+ optional ``color/``), any format and size
+  (:mod:`t2p_utils.userdata`).
 - ``synthetic``: creatures drawn in code (the ``smoke`` profile).
 
 Downloads resume (HTTP ``Range`` on a ``.part`` file) and every write is atomic.
@@ -31,7 +33,7 @@ import requests
 from .config import ConfigError, Paths
 from .io import atomic_path, atomic_write_json, sha256_file
 from .manifest import write_manifest
-from .render import RENDER_VERSION, RenderJob, RenderResult, render_all, render_kaggle_pair
+from .render import RENDER_VERSION, RenderJob, RenderResult, render_all
 from .split import assign_splits, load_families
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ NPM_TARBALL_URL = f"https://registry.npmjs.org/{NPM_PACKAGE}/-/{NPM_PACKAGE}-{NP
 NPM_INTEGRITY = "sha512-4tuHyESObYjlO27q4KmkMQAgEeJ5mdljf1gYMgtqFN4vBwO9698pEB0hKR6mZ2JHk7WOoHGg0Spo0pfvc7GOKw=="
 DREAM_WORLD = "sprites/pokemon/other/dream-world"
 RAW_URL = "https://raw.githubusercontent.com/PokeAPI/sprites/master/" + DREAM_WORLD + "/{id}.svg"
-SOURCES = ("npm", "http", "kaggle", "synthetic")
+SOURCES = ("npm", "http", "kaggle", "folder", "synthetic")
 
 
 @dataclass
@@ -53,7 +55,8 @@ class ScrapeConfig:
     workers: int = 2  # render processes
     limit: int = 0  # render only the first N ids (0 = all)
     n_synthetic: int = 48  # synthetic creatures (source: synthetic)
-    kaggle_dir: str = ""  # folder with trainA/ trainB/ testA/ testB/ (source: kaggle)
+    kaggle_dir: str = ""  # folder with trainA/ trainB/ testA/ testB/ (source: kaggle; relative to the params file)
+    folder_dir: str = ""  # folder with lineart/ and optionally color/ (source: folder; relative to the params file)
     http_ids: str = "1-649"  # ids to fetch over HTTP, as ranges "1-649,25"
     http_base: str = RAW_URL  # URL template with {id}
     tarball_url: str = NPM_TARBALL_URL
@@ -106,8 +109,7 @@ def download(url: str, dest: Path, *, timeout: float = 30.0, retries: int = 4, b
                 r.raise_for_status()
                 mode = "ab" if have and r.status_code == 206 else "wb"
                 with open(part, mode) as fh:
-                    for chunk in r.iter_content(1 << 16):
-                        fh.write(chunk)
+                    fh.writelines(r.iter_content(1 << 16))
             part.replace(dest)
             return dest
         except DownloadError:
@@ -263,38 +265,10 @@ def render_folder(paths: Paths, cfg: ScrapeConfig, svg_dir: Path, source: str,
 
 def _row(paths: Paths, sprite_id: str, name: str, source: str, source_path: str, sha: str, r: RenderResult) -> dict[str, object]:
     ok = r.status == "ok"
-    rel = lambda k: str(paths.image(k, sprite_id).relative_to(paths.root)) if ok else ""  # noqa: E731
+    rel = lambda k: str(paths.image(k, sprite_id).relative_to(paths.root)) if ok else ""
     return {"id": sprite_id, "name": name, "split": "", "source": source, "source_path": source_path, "sha256": sha,
             "color": rel("color"), "lineart": rel("lineart"), "mask": rel("mask"), "status": r.status,
             "error": r.error, "lineart_ok": r.lineart_ok}
-
-
-def ingest_kaggle(paths: Paths, cfg: ScrapeConfig) -> pd.DataFrame:
-    """A sketch2pokemon folder: same-named JPEG pairs in trainA/trainB and testA/testB."""
-    root = Path(cfg.kaggle_dir).expanduser()
-    if not cfg.kaggle_dir or not root.is_dir():
-        raise ConfigError(f"scrape.kaggle_dir {cfg.kaggle_dir!r} is not a folder: set it in {paths.params_file} "
-                          "to the unpacked sketch2pokemon dataset (trainA/ trainB/ testA/ testB/)")
-    rows = []
-    for split_dir, split in (("train", "train"), ("test", "test")):
-        a_dir, b_dir = root / f"{split_dir}A", root / f"{split_dir}B"
-        if not a_dir.is_dir() or not b_dir.is_dir():
-            raise ConfigError(f"{root} lacks {a_dir.name}/ or {b_dir.name}/: expected trainA/ trainB/ testA/ testB/")
-        for a in sorted(a_dir.iterdir()):
-            if a.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                continue
-            sid = f"{split_dir}-{a.stem}"
-            b = b_dir / a.name
-            job = RenderJob(sid, a, paths.image("color", sid), paths.image("lineart", sid), paths.image("mask", sid), cfg.size)
-            r = render_kaggle_pair(job, b) if b.exists() else RenderResult(sid, "error", f"no colour pair {b}", False)
-            row = _row(paths, sid, a.stem, "kaggle", str(a), sha256_file(a), r)
-            row["split"] = split if r.status == "ok" else ""
-            rows.append(row)
-    df = pd.DataFrame(rows)
-    # validation: every 10th training pair, deterministic (the Kaggle set has no families)
-    train_idx = df.index[df["split"] == "train"]
-    df.loc[train_idx[:: max(1, int(round(1 / max(cfg.val_frac, 1e-6))))], "split"] = "val"
-    return write_manifest(df.to_dict("records"), paths.manifest)
 
 
 def scrape(paths: Paths, cfg: ScrapeConfig, force: bool = False) -> pd.DataFrame:
@@ -304,8 +278,10 @@ def scrape(paths: Paths, cfg: ScrapeConfig, force: bool = False) -> pd.DataFrame
 
         make_synthetic(paths, n=cfg.n_synthetic, size=cfg.size, seed=cfg.seed, force=force)
         return pd.read_csv(paths.manifest, dtype=str, keep_default_na=False)
-    if cfg.source == "kaggle":
-        return ingest_kaggle(paths, cfg)
+    if cfg.source in ("kaggle", "folder"):
+        from .userdata import ingest_folder, ingest_kaggle
+
+        return (ingest_kaggle if cfg.source == "kaggle" else ingest_folder)(paths, cfg)
     if cfg.source == "npm":
         return render_folder(paths, cfg, fetch_npm_svgs(paths, cfg), "npm", force=force)
     svg_dir, failures = fetch_http_svgs(paths, cfg)

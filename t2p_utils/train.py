@@ -174,7 +174,7 @@ class Example:
     caption_source: str = ""  # optional metadata field: which captioner wrote this prompt
 
 
-METADATA_FIELDS = ("input_image", "edit_prompt", "edited_image")
+METADATA_FIELDS = ("input_image", "edit_prompt", "edited_image")  # read as "<name>_file_name" (imagefolder) or "<name>"
 
 
 def read_metadata(folder: Path) -> list[Example]:
@@ -194,9 +194,12 @@ def read_metadata(folder: Path) -> list[Example]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} line {n} is not valid JSON ({exc}); re-run the captioning step") from exc
-        missing = [k for k in METADATA_FIELDS if not str(row.get(k, "")).strip()]
+        row = {k: row.get(f"{k}_file_name", row.get(k)) for k in METADATA_FIELDS} | {
+            "caption_source": row.get("caption_source")}
+        missing = [k for k in METADATA_FIELDS if not str(row.get(k) or "").strip()]
         if missing:
-            raise ValueError(f"{path} line {n} lacks {missing}; each line needs {list(METADATA_FIELDS)}")
+            raise ValueError(f"{path} line {n} lacks {missing}; each line needs {list(METADATA_FIELDS)} "
+                             "(image paths as <name>_file_name)")
         out.append(Example(folder / row["input_image"], str(row["edit_prompt"]), folder / row["edited_image"],
                            str(row.get("caption_source") or "")))
     if not out:
@@ -243,7 +246,8 @@ def caption_stand_in(paths: Paths, source: str) -> str | None:
                 value = None
             if value:
                 return str(value)
-    if source == "clip" and paths.profile in ("smoke", "cpu"):
+    backend = (load_params(paths.spec, paths.root).get("captions") or {}).get("clip_backend") if paths.is_user else None
+    if source == "clip" and (paths.profile in ("smoke", "cpu") or backend == "palette"):
         return "palette captioner (offline stand-in for CLIP interrogation)"
     return None
 
@@ -1161,21 +1165,16 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parse_args(argv)
     if args.config is None and args.profile is None:
         raise SystemExit("give --config params/<profile>.yaml or --profile <profile>")
-    if args.config is not None:
-        data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
-        profile = args.profile or data.get("profile")
-        if profile is None:
-            raise SystemExit(f"{args.config} has no profile: key; pass --profile")
-    else:
-        profile = args.profile
-        data = load_params(profile)
+    spec = args.config or args.profile  # a built-in profile name or a params file (a user profile's too)
+    data = load_params(spec)
+    profile = Paths.for_profile(spec).profile
     where = f"{args.config or f'params/{profile}.yaml'} [train]"
     values = section_values(data, "train", TrainConfig)
     for item in args.set:
         key, _, raw = item.partition("=")
         values[key] = yaml.safe_load(raw)
     cfg = from_dict(TrainConfig, values, where=where)
-    paths = Paths.for_profile(profile)
+    paths = Paths.for_profile(spec)
     sources = args.source or available_sources(paths, cfg.sources)
     if not sources:
         raise SystemExit(f"no caption source to train: none of {cfg.sources} has {paths.instructions('<source>')}/metadata.jsonl")

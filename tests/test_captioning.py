@@ -68,14 +68,15 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
         if source in cfg.recolor_sources:
             assert len(recoloured) == info["n_recolored"] == n_train * cfg.recolor_copies - len(info["skipped"])
             assert len(recoloured) >= n_train // 2
-            assert {m["input_image"] for m in recoloured} <= {m["input_image"] for m in originals}
-            assert all(m["caption_source"] != "reference" and m["edited_image"].endswith("_rc0.png") for m in recoloured)
+            assert {m["input_image_file_name"] for m in recoloured} <= {m["input_image_file_name"] for m in originals}
+            assert all(m["caption_source"] != "reference" and m["edited_image_file_name"].endswith("_rc0.png")
+                       for m in recoloured)
         else:  # no model trains on it (captions.recolor_sources): not augmented
             assert recoloured == [] and info["n_recolored"] == 0
         for m in meta:
-            assert {"input_image", "edit_prompt", "edited_image", "file_name"} <= set(m)
-            assert (paths.instructions(source) / m["input_image"]).exists()
-            assert (paths.instructions(source) / m["edited_image"]).exists()
+            assert {"input_image_file_name", "edit_prompt", "edited_image_file_name"} <= set(m)
+            assert (paths.instructions(source) / m["input_image_file_name"]).exists()
+            assert (paths.instructions(source) / m["edited_image_file_name"]).exists()
             assert m["edit_prompt"].startswith("Turn it into ")
     clip = pd.read_csv(paths.captions("clip"), dtype=str, keep_default_na=False)
     assert set(clip.loc[clip["caption_source"] != "reference", "caption_source"]) == {"palette (stand-in for clip-interrogator)"}

@@ -58,7 +58,7 @@ def test_unknown_key_lists_the_valid_keys() -> None:
 
 
 def test_bad_scrape_source_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="npm, http, kaggle, synthetic"):
+    with pytest.raises(ConfigError, match="npm, http, kaggle, folder, synthetic"):
         ScrapeConfig(source="ftp")
 
 

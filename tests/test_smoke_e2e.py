@@ -33,13 +33,21 @@ def _copy_worktree(dest: Path) -> None:
             shutil.copy2(src, dest / f)
 
 
+def run_env() -> dict[str, str]:
+    """The environment for ``./run_all.sh`` in a copy: this test's Python env, used as it is (no reinstall that would
+    point its editable install at the copy), the copy's own root."""
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "T2P_SKIP_INSTALL": "1"}
+    env.pop("T2P_ROOT", None)
+    return env
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("study")
     _copy_worktree(root)
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("T2P_ROOT", None)
-    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    env = run_env()
+    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=root, env=env, capture_output=True, text=True, check=False, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     (root / "first_run.log").write_text(proc.stdout + proc.stderr)
     return root
@@ -57,7 +65,7 @@ def test_every_step_ran_and_left_its_files(smoke_run: Path) -> None:
         assert caps["instruction"].str.startswith("Turn it into ").all()
         meta = smoke_run / f"data/instructions/smoke/{source}/metadata.jsonl"
         rows = [json.loads(line) for line in meta.read_text().splitlines()]
-        assert rows and {"input_image", "edit_prompt", "edited_image"} <= set(rows[0])
+        assert rows and {"input_image_file_name", "edit_prompt", "edited_image_file_name"} <= set(rows[0])
         model = smoke_run / f"models/smoke/ip2p_{source}"
         assert (model / "model_index.json").exists() and (model / "unet").is_dir()
 
@@ -90,8 +98,9 @@ def test_recoloured_pairs_are_captioned_by_their_own_captioner(smoke_run: Path) 
         folder = smoke_run / f"data/instructions/smoke/{source}"
         rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
         aug = [r for r in rows if r.get("augmentation")]
-        assert aug and all((folder / r["edited_image"]).exists() for r in aug)
-        assert {r["input_image"] for r in aug} <= {r["input_image"] for r in rows if not r.get("augmentation")}
+        assert aug and all((folder / r["edited_image_file_name"]).exists() for r in aug)
+        originals = {r["input_image_file_name"] for r in rows if not r.get("augmentation")}
+        assert {r["input_image_file_name"] for r in aug} <= originals
         assert all(r["caption_source"] != "reference" for r in aug)
     control = pd.read_csv(smoke_run / "reports/smoke/control.csv", dtype={"id": str})
     assert set(control["asked"]) == {"red", "blue", "green", "yellow", "purple"}
@@ -111,9 +120,33 @@ def test_report_links_and_images_resolve(smoke_run: Path) -> None:
 
 def test_second_run_resumes_with_nothing_to_do(smoke_run: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in (smoke_run / "reports/smoke/notebooks").glob("*.ipynb")}
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("T2P_ROOT", None)
-    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=smoke_run, env=env, capture_output=True, text=True, timeout=300)
+    env = run_env()
+    proc = subprocess.run(["./run_all.sh", "smoke"], cwd=smoke_run, env=env, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert proc.stderr.count("done earlier") == len(STEPS)
+
+
+def test_evaluate_only_scores_the_smoke_models_on_a_test_only_kaggle_folder(smoke_run: Path) -> None:
+    from owndata import write_kaggle
+
+    write_kaggle(smoke_run / "sketches", test=5, odd=True)  # testA/ testB/ only, one of them 255x256
+    (smoke_run / "kaggle_eval.yaml").write_text(
+        "extends: smoke\nscrape: {source: kaggle, kaggle_dir: sketches}\ncompare: {models_from: smoke}\n")
+    env = run_env()
+    before = (smoke_run / "models/smoke/ip2p_clip/unet/diffusion_pytorch_model.safetensors").stat().st_mtime_ns
+    proc = subprocess.run(["./run_all.sh", "--params", "kaggle_eval.yaml"], cwd=smoke_run, env=env,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    steps = {s["name"]: s for s in json.loads((smoke_run / "reports/kaggle_eval/steps.json").read_text())["steps"]}
+    assert [steps[s]["status"] for s in STEPS] == ["ok", "skipped", "skipped", "skipped", "ok"]
+    assert "models_from is 'smoke'" in steps["04_finetune"]["error"]
+    assert not (smoke_run / "models/kaggle_eval").exists()
+    assert (smoke_run / "models/smoke/ip2p_clip/unet/diffusion_pytorch_model.safetensors").stat().st_mtime_ns == before
+    summary = json.loads((smoke_run / "reports/kaggle_eval/compare_summary.json").read_text())
+    assert summary["models_from"] == "smoke" and summary["models_dir"] == "models/smoke"
+    assert summary["test_ids"] == [f"test-{j}" for j in range(5)]
+    control = pd.read_csv(smoke_run / "reports/kaggle_eval/control.csv", dtype={"id": str})
+    assert set(control["id"]) == set(summary["test_ids"]) and set(control["model"]) == {"ip2p_cnn_lstm", "ip2p_clip"}
+    index = (smoke_run / "reports/kaggle_eval/index.html").read_text()
+    assert "Evaluate-only" in index and "skipped" in index
