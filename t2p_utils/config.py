@@ -132,6 +132,15 @@ class Paths:
     def params_file(self) -> Path:
         return self.user_params or self.root / "params" / f"{self.profile}.yaml"
 
+    def user_path(self, value: str) -> Path:
+        """A path named in the params file: absolute, or relative to the params file's folder when it exists
+        there, else to the repository root."""
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return p
+        near, repo = self.params_file.parent / p, self.root / p
+        return near if near.exists() or not repo.exists() else repo
+
     @property
     def raw(self) -> Path:
         """Immutable downloads, shared by all profiles (tarballs, SVGs)."""

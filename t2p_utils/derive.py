@@ -59,13 +59,7 @@ def reference_file(paths: Paths, params: dict[str, Any] | None = None) -> Path |
     """``captions.reference_file`` as a path (relative to the params file's folder, else to the root)."""
     params = params if params is not None else load_params(paths.spec, paths.root)
     value = (params.get("captions") or {}).get("reference_file")
-    if not value:
-        return None
-    p = Path(str(value)).expanduser()
-    if p.is_absolute():
-        return p
-    near = paths.params_file.parent / p
-    return near if near.exists() or not (paths.root / p).exists() else paths.root / p
+    return paths.user_path(str(value)) if value else None
 
 
 def _read_user_csv(path: Path) -> pd.DataFrame:

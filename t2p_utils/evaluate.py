@@ -841,9 +841,10 @@ def data_notes(summary: dict[str, Any]) -> list[str]:
     derived = summary.get("derived_instructions") or {}
     if derived:
         what = ", ".join(f"{n} {col}" for col, n in derived.items())
-        notes.append(f"Derived, not hand-written ({what}): instructions and captions were made from the colour images "
-                     "by t2p_utils.derive (palette colours; counterfactuals swap to colours the character lacks); "
-                     "the <column>_origin columns of reference_captions.csv say which.")
+        notes.append(f"Derived, not hand-written ({what}): made by t2p_utils.derive, faithful instructions from the "
+                     "palette colours of the colour image, counterfactual ones by a seeded swap to colours the character "
+                     "lacks (seeded colours where there is no colour image); the <column>_origin columns of "
+                     "reference_captions.csv say which cell is which.")
     if summary.get("n_without_ground_truth"):
         notes.append(f"{summary['n_without_ground_truth']} test character(s) have line art but no colour image: "
                      "they are scored on colour control and the counterfactual instruction only (no ground truth).")

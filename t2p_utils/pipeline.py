@@ -3,15 +3,19 @@
     python -m t2p_utils.pipeline run smoke            # resumes from the first unfinished step
     python -m t2p_utils.pipeline run cpu --force      # runs every step again
     python -m t2p_utils.pipeline run cpu --from 04_finetune
+    python -m t2p_utils.pipeline run path/to/my.yaml  # a user profile (t2p_utils.config)
 
 Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
 ``reports/<profile>/steps.json`` records status, wall time, outputs and a stamp per step: a hash
-of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``) and the source of
-the package modules it runs (``STEP_MODULES``), so editing ``compare:`` re-runs only 05 and
-editing ``metrics.py`` recomputes 05 (forced: its own caches cannot see code). A step counts as
-done when it succeeded with the same stamp and its outputs still exist; a failed step stops the
-run with the notebook and cell named, and the next run starts there; a step that was interrupted (Ctrl-C, a killed run) is resumed by the next run,
-``--from`` included (04 continues from its last checkpoint); ``--force`` starts afresh.
+of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``), the content of
+the input files no earlier step writes (``step_inputs``) and the source of the package modules it
+runs (``STEP_MODULES``), so editing ``compare:`` re-runs only 05, editing the committed reference
+captions re-runs 02 on, and editing ``metrics.py`` recomputes 05 (forced: its own caches cannot see
+code). A step counts as done when it succeeded with the same stamp and its outputs still exist; a
+failed step stops the run with the notebook and cell named, and the next run starts there; a step
+that was interrupted (Ctrl-C, a killed run) is resumed by the next run, ``--from`` included (04
+continues from its last checkpoint); ``--force`` starts afresh. An evaluate-only profile
+(``compare.models_from``) skips 02-04 and records them as skipped.
 """
 
 from __future__ import annotations
@@ -124,21 +128,50 @@ def _code_stamp(step: str) -> str:
 
 
 def _params_stamp(paths: Paths, step: str) -> str:
-    """A hash of the notebook, the profile, the top-level seed and the params sections ``step`` reads, plus
-    the input files those name: a user's ``captions.reference_file`` (01), another profile's models (05)."""
+    """A hash of the notebook, the profile, the top-level seed, the params sections ``step`` reads and the content of
+    the input files no earlier step writes (:func:`step_inputs`); for 05 of an evaluate-only profile, the stamp of
+    the other profile's 04 (its models)."""
     params = load_params(paths.spec, paths.root)
     used: dict[str, Any] = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
-    if step == "01_scrape":
-        from .derive import reference_file
-
-        ref = reference_file(paths, params)
-        used["captions.reference_file"] = [str(ref), sha256_file(ref) if ref and ref.exists() else ""] if ref else None
+    used["inputs"] = {str(p): _file_stamp(p) for p in step_inputs(paths, step, params)}
     if step == "05_compare" and models_from(params):
         other = Paths.for_profile(models_from(params), paths.root)
         used["models_from"] = (load_state(other).get("04_finetune") or {}).get("fingerprint", "")
     h = hashlib.sha256((paths.notebooks / f"{step}.ipynb").read_bytes())
     h.update(json.dumps(used, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
+    """The files (or folders) ``step`` reads that no earlier step writes: editing one makes the step stale.
+
+    01: the family table, a user's image folder and reference file; 02, 03 and 05: the committed hand-written
+    references (smoke and user profiles get theirs from 01, whose re-run already re-runs everything after it)."""
+    if step == "01_scrape":
+        from .derive import reference_file
+
+        scrape = params.get("scrape") or {}
+        found = [paths.families_csv]
+        for key in ("kaggle_dir", "folder_dir"):
+            if scrape.get("source") == key.split("_")[0] and scrape.get(key):
+                found.append(paths.user_path(str(scrape[key])))
+        ref = reference_file(paths, params)
+        return found + ([ref] if ref else [])
+    reads_references = step in ("02_cnn_lstm_captioning", "03_clip_captioning", "05_compare")
+    return [paths.committed_references] if reads_references and paths.reference_captions == paths.committed_references else []
+
+
+def _file_stamp(path: Path) -> str:
+    """sha256 of a file; for a folder, of its files' names, sizes and modification times (images are many)."""
+    if path.is_file():
+        return sha256_file(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(x for x in path.rglob("*") if x.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    return "missing"
 
 
 def models_from(params: dict[str, Any]) -> str:

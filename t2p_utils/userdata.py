@@ -267,10 +267,7 @@ def _finish(paths: Paths, rows: list[dict[str, object]], folder: Path, cfg: Scra
 
 def _user_dir(value: str, key: str, paths: Paths, layout: str) -> Path:
     """``scrape.<key>`` as a folder: absolute, or relative to the params file's folder, else to the repository."""
-    root = Path(value).expanduser() if value else None
-    if root is not None and not root.is_absolute():
-        near, repo = paths.params_file.parent / root, paths.root / root
-        root = near if near.is_dir() or not repo.is_dir() else repo
+    root = paths.user_path(value) if value else None
     if root is None or not root.is_dir():
         raise ConfigError(f"scrape.{key} {value!r} is not a folder (looked for {root}): set it in {paths.params_file} "
                           f"to {layout}")

@@ -142,3 +142,21 @@ def test_editing_one_params_section_reruns_only_its_step_and_code_edits_force_it
     assert calls == [("04_finetune", True), ("05_compare", False)]  # 04's code changed: forced; 05 after it
     state = {s["name"]: s for s in json.loads((fake_study / "reports/smoke/steps.json").read_text())["steps"]}
     assert state["04_finetune"]["fingerprint"].endswith("-edited")
+
+
+def test_editing_an_input_file_makes_only_the_steps_that_read_it_stale(fake_study: Path) -> None:
+    ref = fake_study / "data/captions/reference.csv"  # cpu reads the committed references in 02, 03 and 05
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text("id,split,caption,faithful,counterfactual\n")
+    pipeline.run("cpu", root=fake_study)
+    (fake_study / "ran.log").unlink()
+    pipeline.run("cpu", root=fake_study)
+    assert _ran(fake_study) == []
+    ref.write_text("id,split,caption,faithful,counterfactual\n25,test,a mouse,x,y\n")
+    pipeline.run("cpu", root=fake_study)
+    assert _ran(fake_study) == [f"{s} cpu" for s in pipeline.STEPS[1:]]  # 02 and every step after it, not 01
+    (fake_study / "ran.log").unlink()
+    families = fake_study / "data/families.csv"
+    families.write_text(families.read_text() + "\n")
+    pipeline.run("cpu", root=fake_study)
+    assert _ran(fake_study) == [f"{s} cpu" for s in pipeline.STEPS]
