@@ -40,9 +40,10 @@ TARGET_S = 1.0
 
 def random_weight_models(profile: str) -> tuple[dict[str, D.LoadedModel], Path]:
     """Two pipelines of ``profile``'s scratch architecture with random weights, saved and loaded like trained ones."""
+    from t2p_utils.inference import make_pipeline
     from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
     from t2p_utils.tokenizer import offline_clip_tokenizer
-    from t2p_utils.train import ddpm_scheduler, load_train_config, make_pipeline
+    from t2p_utils.train import ddpm_scheduler, load_train_config
 
     cfg = load_train_config(profile)
     extra = {"latent_channels": cfg.vae_latent_channels} if getattr(cfg, "vae_latent_channels", 4) != 4 else {}

@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO))
 
 from t2p_utils.config import Paths, from_dict, load_params, section_values  # noqa: E402
 from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
+from t2p_utils.inference import load_pipeline  # noqa: E402
 from t2p_utils.io import append_csv_row  # noqa: E402
-from t2p_utils.train import TrainConfig, load_pipeline, train  # noqa: E402
+from t2p_utils.train import TrainConfig, train  # noqa: E402
 
 
 def overlay(paths: Paths, tag: str, vae: Path | None) -> Paths:

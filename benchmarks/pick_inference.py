@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
 from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
+from t2p_utils.inference import load_pipeline, set_sampler  # noqa: E402
 from t2p_utils.io import append_csv_row  # noqa: E402
-from t2p_utils.train import load_pipeline, set_sampler  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

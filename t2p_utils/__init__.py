@@ -1,10 +1,30 @@
 """t2p: text-guided line-art colorization study — the helper package behind the notebooks.
 
-Every bit of logic the notebooks run lives here, one module per idea: ``config`` (paths and
-params), ``scrape``/``render``/``lineart``/``split``/``synthetic`` (step 01), ``colors``,
-``palette``, ``cnn_lstm``, ``clip_caption``, ``captioning``, ``caption_metrics`` (02-03),
-``train`` (04), ``metrics``, ``evaluate``, ``grids``, ``report`` (05) and ``pipeline``
-(the headless runner behind ``run_all.sh``).
+Every bit of logic the notebooks run lives here. Which step runs which modules (the same list
+stamps each step in ``pipeline.STEP_MODULES``, so editing a module re-runs the steps that use it):
+
+=========================  ============================================================================
+step                       modules
+=========================  ============================================================================
+every step                 ``config`` (paths, params files, user profiles), ``io`` (atomic writes),
+                           ``manifest``, ``progress`` (bars in the terminal), ``threads``, ``standins``
+01_scrape                  ``scrape`` (npm / http downloads), ``render`` + ``lineart`` (SVG -> colour,
+                           line art, mask), ``split`` (by family), ``synthetic`` (smoke creatures),
+                           ``userdata`` (Kaggle pairs, your own folder), ``derive`` (instructions
+                           nobody wrote)
+02_cnn_lstm_captioning     ``cnn_lstm`` (the captioner), ``tokenizer``, ``captioning`` (caption sets,
+                           instruction folders), ``recolor`` (counterfactual copies), ``captions_io``,
+                           ``caption_metrics``
+03_clip_captioning         ``clip_caption`` (clip-interrogator), ``palette`` (its offline stand-in),
+                           ``colors`` (basic colour terms), ``captioning``, ``caption_metrics``
+04_finetune                ``train`` (the trainer), ``scratch_models`` (small SD models), ``inference``,
+                           ``train_report`` (04's tables, figures, model card)
+05_compare                 ``evaluate`` (generation, scoring, colour control), ``metrics``, ``inference``,
+                           ``grids`` (figures)
+the report, the runner     ``report`` (``reports/<p>/index.html``), ``pipeline`` (``run_all.sh``),
+                           ``repocheck`` (CI's checks of the repository)
+the demo                   ``demo`` (Gradio), ``colab`` (the notebooks' setup cell in Colab)
+=========================  ============================================================================
 """
 
 __version__ = "0.1.0"

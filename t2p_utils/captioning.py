@@ -42,6 +42,7 @@ from PIL import Image
 from .captions_io import read_reference_csv, to_instruction
 from .config import CAPTION_SOURCES, Paths, load_params, section
 from .io import atomic_open, atomic_write_json
+from .standins import PALETTE_CAPTIONER, TINY_CLIP_CAPTIONER
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,9 @@ def captioner_name(source: str, cfg: CaptionConfig) -> tuple[str, bool]:
     """(what produced the ``generated`` captions of ``source``, whether it is an offline stand-in)."""
     if source == "clip":
         if cfg.clip_backend == "palette":
-            return "palette (stand-in for clip-interrogator)", True
+            return PALETTE_CAPTIONER, True
         if cfg.clip_backend == "tiny":
-            return "clip-interrogator with tiny random models (code-path stand-in)", True
+            return TINY_CLIP_CAPTIONER, True
         return f"clip-interrogator {cfg.clip_model_name} + {cfg.caption_model_name} ({cfg.clip_mode})", False
     return source, False
 

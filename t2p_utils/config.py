@@ -27,6 +27,7 @@ PROFILES: tuple[str, ...] = ("smoke", "cpu", "full")
 #: the top-level keys a params file may hold (every other one is a typo)
 TOP_LEVEL_KEYS: tuple[str, ...] = ("profile", "seed", "extends", "scrape", "captions", "train", "compare")
 SECTIONS: tuple[str, ...] = ("scrape", "captions", "train", "compare")
+RUNS_DIR = "runs"  # models/<p>/runs/: training runs (checkpoints, logs), beside the saved pipelines
 CAPTION_SOURCES: tuple[str, ...] = ("reference", "cnn_lstm", "clip", "palette")
 
 T = TypeVar("T")

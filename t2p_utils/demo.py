@@ -15,7 +15,7 @@ tests and ``benchmarks/bench_demo.py`` call without Gradio:
 * :func:`load_models` loads every trained pipeline of a profile once per process (labels and
   stand-ins read by :func:`t2p_utils.evaluate.resolve_models`); a folder that fails to load is
   kept as unavailable with its reason;
-* every model colours the same image with the same seed (:func:`t2p_utils.train.generate`); the
+* every model colours the same image with the same seed (:func:`t2p_utils.inference.generate`); the
   mask-protected variant restores outline and background from the line art
   (:func:`t2p_utils.metrics.protect`, outline threshold ``compare.outline_l``);
 * :class:`ColorReadout`: the colours the text names, which of them cover the character
@@ -53,12 +53,12 @@ from scipy import ndimage
 
 from . import metrics as M
 from .colors import color_coverage, color_words, dominant_colors
-from .config import Paths, load_params, resolve_device, section
-from .evaluate import BASE_MODEL, MODEL_LABELS, CompareConfig, CompareError, resolve_models
+from .config import RUNS_DIR, Paths, load_params, resolve_device, section
+from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, resolve_models
+from .inference import generate, load_pipeline
 from .io import rgb_on_white
 from .manifest import read_manifest
 from .threads import torch_threads
-from .train import RUNS_DIR, generate, load_pipeline
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -341,9 +341,9 @@ def model_names(paths: Paths, cfg: CompareConfig) -> list[str]:
         for d in sorted(paths.models.iterdir()):
             if d.is_dir() and d.name != RUNS_DIR and (d.name.startswith("ip2p_") or (d / "model_index.json").exists()):
                 found.append(d.name)
-    names = [n for n in cfg.models if n in found or (n == BASE_MODEL and paths.profile == "full")]
-    if paths.profile == "full" and BASE_MODEL not in names:
-        names.insert(0, BASE_MODEL)
+    names = [n for n in cfg.models if n in found or (n == ZERO_SHOT and paths.profile == "full")]
+    if paths.profile == "full" and ZERO_SHOT not in names:
+        names.insert(0, ZERO_SHOT)
     return names + [n for n in found if n not in names]
 
 
@@ -358,7 +358,7 @@ def _load(paths: Paths, device: str) -> dict[str, LoadedModel]:
     cfg = section(params, "compare", CompareConfig)
     dev = resolve_device(cfg.device if device == "auto" else device)
     names = model_names(paths, cfg)
-    ready = [n for n in names if n == BASE_MODEL or (paths.model(n) / "model_index.json").exists()]
+    ready = [n for n in names if n == ZERO_SHOT or (paths.model(n) / "model_index.json").exists()]
     specs = {}
     if ready:
         try:

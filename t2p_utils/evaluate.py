@@ -50,6 +50,7 @@ from .derive import derived_counts
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
 from .progress import tqdm
+from .standins import PRETRAINED_IP2P, SCRATCH_STAND_IN, captioner_stand_in, clip_label
 from .threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 PROMPTS: tuple[str, ...] = ("faithful", "counterfactual")
 VARIANTS: tuple[str, ...] = ("raw", "protected")
 REQUIRED_MODELS: tuple[str, ...] = ("ip2p_cnn_lstm", "ip2p_clip")
-BASE_MODEL = "base"
+ZERO_SHOT = "base"
 
 #: Human-readable names of the models (stand-ins are appended by :func:`resolve_models`).
 MODEL_LABELS: dict[str, str] = {
@@ -69,8 +70,6 @@ MODEL_LABELS: dict[str, str] = {
 }
 
 #: How the offline profiles' models differ from the real ones (also stated by the report).
-SCRATCH_STAND_IN = "SD-architecture model trained from scratch instead of fine-tuned timbrooks/instruct-pix2pix"
-PALETTE_STAND_IN = "palette captioner instead of CLIP interrogation (no hub weights offline)"
 
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "id", "model", "variant", "prompt", "seed", "instruction", "image",
@@ -89,11 +88,11 @@ class CompareConfig:
 
     models: list[str] = field(default_factory=lambda: ["base", "ip2p_cnn_lstm", "ip2p_clip", "ip2p_reference"])
     models_from: str = ""  # evaluate-only: score the models another profile trained (e.g. "cpu"); "" = this profile's
-    base_model: str = "timbrooks/instruct-pix2pix"  # hub id of the zero-shot model (full only)
+    base_model: str = PRETRAINED_IP2P  # hub id of the zero-shot model (profiles that fine-tune it)
     steps: int = 20  # inference steps
     text_guidance: float = 7.5  # IP2P's s_T
     image_guidance: float = 1.5  # IP2P's s_I
-    sampler: str = ""  # "" = each pipeline's saved scheduler; else one of t2p_utils.train.SAMPLERS for every model
+    sampler: str = ""  # "" = each pipeline's saved scheduler; else one of t2p_utils.inference.SAMPLERS for every model
     seeds: list[int] = field(default_factory=lambda: [0])
     batch_size: int = 8
     max_test: int = 0  # 0 = every test id; otherwise the first N by sorted id
@@ -128,7 +127,7 @@ class CompareConfig:
         if bad:
             raise ValueError(f"compare: control_colors {bad} are not basic colour terms {list(M.BASIC_COLORS)}")
         if self.sampler:
-            from .train import SAMPLERS
+            from .inference import SAMPLERS
 
             if self.sampler not in SAMPLERS:
                 raise ValueError(f"compare: sampler must be empty or one of {list(SAMPLERS)}, not {self.sampler!r}")
@@ -155,16 +154,16 @@ class Backend(Protocol):
 
 @dataclass
 class TrainBackend:
-    """Inference through ``t2p_utils.train.load_pipeline`` and ``t2p_utils.train.generate``."""
+    """Inference through ``t2p_utils.inference.load_pipeline`` and ``t2p_utils.inference.generate``."""
 
     def load(self, source: str, device: str) -> Any:
-        from .train import load_pipeline
+        from .inference import load_pipeline
 
         return load_pipeline(source, device)
 
     def generate(self, pipe: Any, images: list[Image.Image], prompts: list[str], steps: int,
                  text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
-        from .train import generate
+        from .inference import generate
 
         return generate(pipe, images, prompts, steps, text_guidance, image_guidance, seed)
 
@@ -222,7 +221,7 @@ def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | No
     specs: list[ModelSpec] = []
     for name in cfg.models:
         label = MODEL_LABELS.get(name, name)
-        if name == BASE_MODEL:
+        if name == ZERO_SHOT:
             if model_source != "pretrained":
                 log.info("skipping the zero-shot base model: it needs %s from the hub (profiles that fine-tune it)",
                          cfg.base_model)
@@ -245,9 +244,8 @@ def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | No
             stand.append(SCRATCH_STAND_IN)
         if name == "ip2p_clip" and clip_backend != "interrogator":
             if not any(clip_backend in s for s in stand):
-                stand.append(PALETTE_STAND_IN if clip_backend == "palette"
-                             else f"{clip_backend} captioner instead of CLIP interrogation (no hub weights offline)")
-            label = f"CLIP captions ({clip_backend} stand-in)"
+                stand.append(captioner_stand_in(clip_backend))
+            label = clip_label(clip_backend)
         specs.append(ModelSpec(name, str(folder), label, tuple(dict.fromkeys(stand))))
     if not specs:
         raise CompareError(f"no model to evaluate: compare.models is {cfg.models} in {paths.params_file}")
@@ -658,7 +656,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         log.info("05_compare: %s (%s) from %s on %s", spec.name, spec.display, spec.source, device)
         pipe = backend.load(spec.source, device)
         if cfg.sampler:
-            from .train import set_sampler
+            from .inference import set_sampler
 
             set_sampler(pipe, cfg.sampler)
         for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=spec.name, leave=False):

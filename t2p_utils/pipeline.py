@@ -104,7 +104,7 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
     "04_finetune": ("train",),
     "05_compare": ("compare",),
 }
-_COMMON = ("config", "io", "manifest", "progress", "threads")
+_COMMON = ("config", "io", "manifest", "progress", "threads", "standins")
 STEP_MODULES: dict[str, tuple[str, ...]] = {
     "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
                             "colors", "captions_io"),
@@ -112,8 +112,9 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
                                          "colors", "palette", "recolor", "clip_caption"),
     "03_clip_captioning": _COMMON + ("clip_caption", "captioning", "captions_io", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer"),
-    "04_finetune": _COMMON + ("train", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
-    "05_compare": _COMMON + ("evaluate", "metrics", "grids", "colors", "train", "scratch_models", "captions_io"),
+    "04_finetune": _COMMON + ("train", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
+    "05_compare": _COMMON + ("evaluate", "metrics", "grids", "colors", "inference", "scratch_models", "captions_io",
+                             "derive", "palette"),
 }
 
 

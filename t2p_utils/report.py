@@ -24,8 +24,8 @@ from urllib.parse import unquote, urlsplit
 import pandas as pd
 
 from .config import Paths
-from .evaluate import PALETTE_STAND_IN, SCRATCH_STAND_IN
 from .io import atomic_write_text
+from .standins import PALETTE_STAND_IN, SCRATCH_STAND_IN
 
 log = logging.getLogger(__name__)
 

@@ -50,18 +50,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .config import ConfigError, Paths, from_dict, load_params, resolve_device, section, section_values
+from .config import RUNS_DIR, ConfigError, Paths, from_dict, load_params, resolve_device, section, section_values
+from .inference import SAMPLERS, generate, load_pipeline, make_pipeline, set_sampler  # noqa: F401
 from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
 from .progress import phase, tqdm
+from .standins import PALETTE_CAPTIONS, PRETRAINED_IP2P, SCRATCH_MODEL_CARD, SCRATCH_STAND_IN
 from .threads import torch_threads
 
 log = logging.getLogger(__name__)
 
 MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
-SAMPLERS: tuple[str, ...] = ("euler_ancestral", "euler", "ddim")
 AUTOENCODERS: tuple[str, ...] = ("learned", "space_to_depth")
-BASE_MODEL = "timbrooks/instruct-pix2pix"
-RUNS_DIR = "runs"
 
 
 @dataclass
@@ -72,7 +71,7 @@ class TrainConfig:
     sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip"])
     # model
     model_source: str = "pretrained"  # pretrained | scratch
-    pretrained_model: str = BASE_MODEL  # hub id or local folder (an IP2P or a plain SD pipeline)
+    pretrained_model: str = PRETRAINED_IP2P  # hub id or local folder (an IP2P or a plain SD pipeline)
     revision: str | None = None
     arch: str = "small"  # scratch sizes (t2p_utils.scratch_models): tiny | small | sd15
     # scratch models' autoencoder: "learned" = a small AutoencoderKL trained once (paths.model("vae")) with the
@@ -248,7 +247,7 @@ def caption_stand_in(paths: Paths, source: str) -> str | None:
                 return str(value)
     backend = (load_params(paths.spec, paths.root).get("captions") or {}).get("clip_backend") if paths.is_user else None
     if source == "clip" and (paths.profile in ("smoke", "cpu") or backend == "palette"):
-        return "palette captioner (offline stand-in for CLIP interrogation)"
+        return PALETTE_CAPTIONS
     return None
 
 
@@ -480,12 +479,10 @@ def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]
         ae = ("no VAE but an exact 4x4 pixel fold (diffusion on folded pixels: "
               "`t2p_utils.scratch_models.SpaceToDepthAutoencoder`)" if cfg.autoencoder == "space_to_depth" else
               f"a small VAE trained once on this profile's images (`{paths.model('vae').relative_to(paths.root)}`)")
-        desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), {ae}, a frozen "
-                "random-weight CLIP text transformer and the real CLIP BPE tokenizer (built offline from open_clip's "
-                "vocabulary). Offline stand-in for fine-tuning `timbrooks/instruct-pix2pix`.")
-        if cfg.train_text_encoder:
-            desc = desc.replace("a frozen random-weight CLIP text transformer", "a small CLIP text transformer trained "
-                                "from scratch with the UNet")
+        te = ("a small CLIP text transformer trained from scratch with the UNet" if cfg.train_text_encoder
+              else "a frozen random-weight CLIP text transformer")
+        desc = (f"trained from scratch: SD-architecture `{cfg.arch}` UNet (random init, seed {cfg.seed}), {ae}, {te} "
+                f"and the real CLIP BPE tokenizer (built offline from open_clip's vocabulary). {SCRATCH_MODEL_CARD}")
         return Components(vae, text_encoder, offline_clip_tokenizer(), unet, ddpm_scheduler(cfg.prediction_type), desc)
 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -615,92 +612,6 @@ def _image_grid(rows: Sequence[Sequence[Image.Image]], pad: int = 2) -> Image.Im
     return grid
 
 
-# ------------------------------------------------------------------------- the pipeline
-def _scheduler_class(sampler: str) -> Any:
-    from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
-
-    classes = {"euler_ancestral": EulerAncestralDiscreteScheduler, "euler": EulerDiscreteScheduler,
-               "ddim": DDIMScheduler}
-    if sampler not in classes:
-        raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
-    return classes[sampler]
-
-
-def set_sampler(pipe: Any, sampler: str) -> Any:
-    """Swap ``pipe``'s scheduler for ``sampler`` (one of :data:`SAMPLERS`), keeping its noise schedule; returns ``pipe``."""
-    pipe.scheduler = _scheduler_class(sampler).from_config(pipe.scheduler.config)
-    return pipe
-
-
-def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_scheduler: Any,
-                  sampler: str = "euler_ancestral") -> Any:
-    """An IP2P pipeline around trained parts, sampling with Euler-ancestral (as timbrooks/instruct-pix2pix) by default."""
-    from diffusers import StableDiffusionInstructPix2PixPipeline
-
-    scheduler = _scheduler_class(sampler).from_config(noise_scheduler.config)
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> Any:
-    """Load a saved (or hub) IP2P pipeline; fp32 on CPU, fp16 on CUDA unless ``dtype`` says otherwise."""
-    from diffusers import StableDiffusionInstructPix2PixPipeline
-
-    src = str(model_dir)
-    local = Path(src)
-    looks_local = local.exists() or local.is_absolute() or src.startswith(".") or src.count("/") != 1
-    if looks_local and not (local / "model_index.json").exists():
-        raise FileNotFoundError(f"{local} is not a saved pipeline (no model_index.json): run notebooks/04_finetune.ipynb first")
-    if dtype is None:
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
-    if not local.exists():  # a hub id (full profile): skip the safety checker the study does not use
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
-    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(src, **kwargs)
-    pipe = pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def load_base_pipeline(cfg: TrainConfig | None = None, device: str = "cuda") -> Any:
-    """The zero-shot baseline: ``timbrooks/instruct-pix2pix`` from the hub (full profile only)."""
-    return load_pipeline(cfg.pretrained_model if cfg else BASE_MODEL, device=device)
-
-
-def generate(
-    pipe: Any,
-    images: Sequence[Image.Image],
-    prompts: Sequence[str],
-    steps: int = 100,
-    text_guidance: float = 7.5,
-    image_guidance: float = 1.5,
-    seed: int = 0,
-    batch_size: int = 8,
-    progress: bool = False,
-) -> list[Image.Image]:
-    """Edit ``images[i]`` with ``prompts[i]``; batched, image ``i`` seeded with ``seed + i``.
-
-    The seeding per image makes the outputs independent of ``batch_size``.
-    """
-    if len(images) != len(prompts):
-        raise ValueError(f"generate() got {len(images)} images but {len(prompts)} prompts")
-    device = pipe.device
-    gen_device = "cpu" if device.type == "mps" else device
-    out: list[Image.Image] = []
-    for i in tqdm(range(0, len(images), batch_size), desc="generate", disable=not progress, leave=False):
-        ims = [im.convert("RGB") for im in images[i : i + batch_size]]
-        gens = [torch.Generator(device=gen_device).manual_seed(seed + i + k) for k in range(len(ims))]
-        res = pipe(prompt=list(prompts[i : i + batch_size]), image=ims, num_inference_steps=steps,
-                   guidance_scale=text_guidance, image_guidance_scale=image_guidance, generator=gens,
-                   output_type="pil")
-        out.extend(res.images)
-    return out
-
-
 # ------------------------------------------------------------------------------ training
 @dataclass
 class TrainResult:
@@ -741,22 +652,104 @@ def _train(
     name/path in ``paths.models/runs/ip2p_<source>``. ``stop_after`` ends the run after that many
     optimiser steps without saving a pipeline (used to test resuming). Returns the model folder.
     """
+    examples = read_metadata(paths.instructions(source))
+    fp = {"config": cfg.fingerprint(), "data": data_fingerprint(examples), "source": source}
+    model_dir = paths.model(f"ip2p_{source}")
+    done = model_dir / "train_summary.json"
+    if not force and done.exists() and json.loads(done.read_text(encoding="utf-8")).get("fingerprint") == fp:
+        log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
+        return model_dir
+
+    run = _setup(cfg, paths, source, examples, fp)                       # setup
+    global_step, log_rows = _resume(run, resume_from_checkpoint)         # resume
+    if global_step == 0:
+        _validate(run, 0)
+    last_step = cfg.max_train_steps if stop_after is None else min(cfg.max_train_steps, stop_after)
+    pbar = tqdm(range(global_step, last_step), desc=f"train {source}", mininterval=2.0,
+                disable=not run.accelerator.is_local_main_process)
+    t_start = time.perf_counter()
+    while global_step < last_step:                                       # the loop
+        t0 = time.perf_counter()
+        loss = _train_step(run, global_step)
+        global_step += 1
+        dt = time.perf_counter() - t0
+        log_rows.append({"step": global_step, "loss": loss, "lr": run.lr_scheduler.get_last_lr()[0],
+                         "step_seconds": dt, "it_per_s": 1.0 / dt, "samples_per_s": run.samples_per_step / dt,
+                         "elapsed_s": time.perf_counter() - t_start})
+        pbar.update(1)
+        pbar.set_postfix(loss=f"{loss:.4f}")
+        if global_step % cfg.log_every == 0:
+            _write_log(run, log_rows, run.run_dir / "train_log.csv")
+        if global_step % cfg.checkpointing_steps == 0:
+            _save_checkpoint(run, global_step, log_rows)
+        if global_step % cfg.validation_steps == 0 or global_step == cfg.max_train_steps:
+            _validate(run, global_step)
+    pbar.close()
+    _write_log(run, log_rows, run.run_dir / "train_log.csv")
+    run.accelerator.wait_for_everyone()
+    if global_step < cfg.max_train_steps:
+        log.info("stopped after step %d of %d (stop_after); no pipeline saved", global_step, cfg.max_train_steps)
+    elif run.accelerator.is_main_process:
+        _save(run, global_step, log_rows, model_dir)                     # save
+    run.accelerator.end_training()
+    return model_dir
+
+
+@dataclass
+class _Run:
+    """What one training run holds between its phases (:func:`_train`)."""
+
+    cfg: TrainConfig
+    paths: Paths
+    source: str
+    examples: list[Example]
+    fp: dict[str, Any]
+    run_dir: Path
+    accelerator: Any
+    comp: Components
+    unet: Any
+    text_encoder: Any
+    optimizer: Any
+    lr_scheduler: Any
+    ema: Any
+    mixed: str
+    weight_dtype: torch.dtype
+    inputs_u8: torch.Tensor
+    targets_u8: torch.Tensor
+    prompts: list[str]
+    null_emb: torch.Tensor
+    prompt_ids: torch.Tensor | None  # a trained text encoder runs every step: its token ids are what gets cached
+    prompt_row: torch.Tensor | None
+    null_ids: torch.Tensor | None
+    cache: LatentCache | None
+    order: BatchOrder
+    val: tuple[list[Image.Image], list[Image.Image], list[str]]  # validation inputs, targets, prompts
+
+    @property
+    def train_te(self) -> bool:
+        return self.cfg.train_text_encoder
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.train_batch_size * self.accelerator.num_processes
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.global_batch * self.cfg.gradient_accumulation_steps
+
+    def trained_params(self) -> list[torch.nn.Parameter]:
+        mods = [self.accelerator.unwrap_model(self.unet)]
+        if self.train_te:
+            mods.append(self.accelerator.unwrap_model(self.text_encoder))
+        return [p for m in mods for p in m.parameters()]
+
+
+def _setup(cfg: TrainConfig, paths: Paths, source: str, examples: list[Example], fp: dict[str, Any]) -> _Run:
+    """Images in memory, the accelerator, the models, EMA, optimiser and schedule, cached encoder outputs."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
-
-    folder = paths.instructions(source)
-    examples = read_metadata(folder)
-    model_dir = paths.model(f"ip2p_{source}")
-    run_dir = run_dir_for(paths, source)
-    fp = {"config": cfg.fingerprint(), "data": data_fingerprint(examples), "source": source}
-    summary_file = model_dir / "train_summary.json"
-    if not force and summary_file.exists():
-        done = json.loads(summary_file.read_text(encoding="utf-8"))
-        if done.get("fingerprint") == fp:
-            log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
-            return model_dir
 
     phase(f"{source}: loading {len(examples)} training pairs")
     inputs_u8, targets_u8 = load_pairs(examples, cfg.resolution)  # fails early, naming a bad image file
@@ -788,15 +781,11 @@ def _train(
         unet.enable_gradient_checkpointing()
     unet.train()
 
-    def trained_params() -> list[torch.nn.Parameter]:
-        mods = [accelerator.unwrap_model(unet)] + ([accelerator.unwrap_model(text_encoder)] if train_te else [])
-        return [p for m in mods for p in m.parameters()]
-
     ema = None
     if cfg.use_ema:
         from diffusers import UNet2DConditionModel
 
-        ema = (EMAModel(trained_params(), decay=cfg.ema_decay) if train_te else
+        ema = (EMAModel(list(unet.parameters()) + list(text_encoder.parameters()), decay=cfg.ema_decay) if train_te else
                EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config))
 
     groups = [{"params": list(unet.parameters()), "lr": cfg.learning_rate}]
@@ -816,15 +805,10 @@ def _train(
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
-    # data: everything in memory (loaded above); cached encoder outputs when asked
     prompts = [e.edit_prompt for e in examples]
     null_emb = encode_prompts(comp.tokenizer, comp.text_encoder, [""], accelerator.device, weight_dtype)
-    # a trained text encoder runs every step: its token ids are what gets cached
     unique_prompts = sorted(set(prompts))
-    prompt_ids = tokenize(comp.tokenizer, unique_prompts) if train_te else None
     row_of = {p: i for i, p in enumerate(unique_prompts)}
-    prompt_row = torch.tensor([row_of[p] for p in prompts], dtype=torch.long) if train_te else None
-    null_ids = tokenize(comp.tokenizer, [""]) if train_te else None
     cache = None
     if cfg.cache_latents:
         phase(f"{source}: caching latents of {len(examples)} pairs")
@@ -832,259 +816,200 @@ def _train(
         cache = build_cache(comp, inputs_u8, targets_u8, prompts, accelerator.device, weight_dtype, cfg.random_flip)
         log.info("cached latents of %d pairs and %d prompts in %.1f s", len(examples), cache.prompt_emb.shape[0],
                  time.perf_counter() - t0)
-    scaling = comp.vae.config.scaling_factor
+    return _Run(cfg, paths, source, examples, fp, run_dir_for(paths, source), accelerator, comp, unet, text_encoder,
+                optimizer, lr_scheduler, ema, mixed, weight_dtype, inputs_u8, targets_u8, prompts, null_emb,
+                tokenize(comp.tokenizer, unique_prompts) if train_te else None,
+                torch.tensor([row_of[p] for p in prompts], dtype=torch.long) if train_te else None,
+                tokenize(comp.tokenizer, [""]) if train_te else None,
+                cache, BatchOrder(len(examples), cfg.seed), _validation_set(cfg, source, examples, inputs_u8, targets_u8))
+
+
+def _validation_set(cfg: TrainConfig, source: str, examples: list[Example], inputs_u8: torch.Tensor,
+                    targets_u8: torch.Tensor) -> tuple[list[Image.Image], list[Image.Image], list[str]]:
+    """The first few training pairs (a check that the model learns them), preferring pairs captioned by this
+    source itself when the metadata says who wrote each prompt."""
     n = len(examples)
-    order = BatchOrder(n, cfg.seed)
-    n_proc, rank = accelerator.num_processes, accelerator.process_index
-    global_batch = cfg.train_batch_size * n_proc
-
-    # resume -------------------------------------------------------------------------
-    global_step = 0
-    log_rows: list[dict[str, Any]] = []
-    run_info = {"fingerprint": fp}
-    if resume_from_checkpoint is None:
-        if accelerator.is_main_process:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    else:
-        ckpt: Path | None
-        if resume_from_checkpoint == "latest":
-            found = _checkpoints(run_dir) if run_dir.exists() else []
-            ckpt = found[-1] if found else None
-        else:
-            ckpt = Path(resume_from_checkpoint)
-            if not ckpt.is_absolute():
-                ckpt = run_dir / ckpt.name
-            if not ckpt.exists():
-                raise FileNotFoundError(f"checkpoint {ckpt} does not exist; use 'latest' or one of {[d.name for d in _checkpoints(run_dir)]}")
-        info_file = run_dir / "run_info.json"
-        if ckpt is not None and info_file.exists() and json.loads(info_file.read_text())["fingerprint"] != fp:
-            log.warning("checkpoints in %s come from other settings or data; starting a new run", run_dir)
-            shutil.rmtree(run_dir, ignore_errors=True)
-            ckpt = None
-        if ckpt is None:
-            log.info("no checkpoint to resume from in %s; starting a new run", run_dir)
-            if accelerator.is_main_process:
-                shutil.rmtree(run_dir, ignore_errors=True)
-        else:
-            accelerator.load_state(str(ckpt))
-            global_step = int(ckpt.name.split("-")[-1])
-            log_file = ckpt / "train_log.csv"
-            if log_file.exists():
-                log_rows = pd.read_csv(log_file).to_dict("records")
-            log.info("resumed from %s at step %d", ckpt, global_step)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if accelerator.is_main_process:
-        atomic_write_json(run_info, run_dir / "run_info.json")
-
-    # validation examples: the first few training pairs (a check that the model learns them),
-    # preferring pairs captioned by this source itself when the metadata says who wrote each prompt
     own = [i for i, e in enumerate(examples)
            if e.caption_source and (e.caption_source == source or (source != "reference" and e.caption_source != "reference"))]
-    val_idx = (own + [i for i in range(n) if i not in set(own)])[: min(cfg.num_validation_images, n)]
-    n_val = len(val_idx)
-    val_images = [Image.fromarray(inputs_u8[i].permute(1, 2, 0).numpy()) for i in val_idx]
-    val_targets = [Image.fromarray(targets_u8[i].permute(1, 2, 0).numpy()) for i in val_idx]
-    val_prompts = [prompts[i] for i in val_idx]
-
-    def validate(step: int) -> None:
-        if not accelerator.is_main_process or n_val == 0:
-            return
-        model, te = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
-        if ema is not None:
-            ema.store(trained_params())
-            ema.copy_to(trained_params())
-        model.eval()
-        te.eval()
-        pipe = make_pipeline(comp.vae, te, comp.tokenizer, model, comp.noise_scheduler, cfg.sampler)
-        with torch.autocast(accelerator.device.type, enabled=mixed != "no", dtype=weight_dtype):
-            outs = generate(pipe, val_images, val_prompts, steps=cfg.validation_inference_steps,
-                            text_guidance=cfg.text_guidance, image_guidance=cfg.image_guidance, seed=cfg.seed)
-        model.train()
-        te.train(train_te)
-        if ema is not None:
-            ema.restore(trained_params())
-        atomic_write_image(_image_grid([[a, b, c] for a, b, c in zip(val_images, outs, val_targets)]),
-                           run_dir / "validation" / f"step-{step:06d}.png")
-        atomic_write_json({"columns": ["input", "output", "target"], "prompts": val_prompts, "step": step,
-                           "inference_steps": cfg.validation_inference_steps, "seed": cfg.seed},
-                          run_dir / "validation" / f"step-{step:06d}.json")
-
-    def write_log(path: Path) -> None:
-        if accelerator.is_main_process:
-            atomic_write_text(pd.DataFrame(log_rows).to_csv(index=False), path)
-
-    def save_checkpoint(step: int) -> None:
-        if accelerator.is_main_process and cfg.checkpoints_total_limit is not None:
-            existing = _checkpoints(run_dir)
-            extra = len(existing) - cfg.checkpoints_total_limit + 1
-            for old in existing[: max(0, extra)]:
-                log.info("removing old checkpoint %s (checkpoints_total_limit=%d)", old.name, cfg.checkpoints_total_limit)
-                shutil.rmtree(old)
-        target = run_dir / f"checkpoint-{step}"
-        accelerator.save_state(str(target))
-        write_log(target / "train_log.csv")
-        log.info("saved %s", target)
-
-    if global_step == 0 and accelerator.is_main_process:
-        validate(0)
-
-    # the loop -------------------------------------------------------------------------
-    accum = cfg.gradient_accumulation_steps
-    last_step = cfg.max_train_steps if stop_after is None else min(cfg.max_train_steps, stop_after)
-    pbar = tqdm(range(global_step, last_step), desc=f"train {source}", disable=not accelerator.is_local_main_process,
-                mininterval=2.0)
-    t_start = time.perf_counter()
-    while global_step < last_step:
-        t0 = time.perf_counter()
-        step_loss = 0.0
-        for micro in range(accum):
-            g = step_generator(cfg.seed, global_step, micro)
-            start = (global_step * accum + micro) * global_batch
-            idx = order.indices(start, global_batch)[rank * cfg.train_batch_size : (rank + 1) * cfg.train_batch_size]
-            bsz = len(idx)
-            flip = (torch.rand(bsz, generator=g) < 0.5) if cfg.random_flip else torch.zeros(bsz, dtype=torch.bool)
-            if cache is not None:
-                f = flip.long()
-                mean = torch.stack([cache.target_mean[int(fi)][i] for fi, i in zip(f, idx)])
-                std = torch.stack([cache.target_std[int(fi)][i] for fi, i in zip(f, idx)])
-                image_latents = torch.stack([cache.input_mode[int(fi)][i] for fi, i in zip(f, idx)])
-                text_emb = None if train_te else cache.prompt_emb[cache.prompt_index[idx]].to(accelerator.device)
-                latents = mean + std * torch.randn(mean.shape, generator=g)
-                latents, image_latents = latents.to(accelerator.device), image_latents.to(accelerator.device)
-            else:
-                x_in, x_out = to_unit(inputs_u8[idx]), to_unit(targets_u8[idx])
-                fl = flip.reshape(-1, 1, 1, 1)
-                x_in, x_out = torch.where(fl, x_in.flip(-1), x_in), torch.where(fl, x_out.flip(-1), x_out)
-                with torch.no_grad():
-                    post = comp.vae.encode(x_out.to(accelerator.device, weight_dtype)).latent_dist
-                    eps_z = torch.randn(post.mean.shape, generator=g).to(accelerator.device, post.mean.dtype)
-                    latents = post.mean + post.std * eps_z
-                    image_latents = comp.vae.encode(x_in.to(accelerator.device, weight_dtype)).latent_dist.mode()
-                    text_emb = None if train_te else text_encoder(
-                        tokenize(comp.tokenizer, [prompts[int(i)] for i in idx]).to(accelerator.device))[0]
-            latents = latents.float() * scaling
-            with accelerator.accumulate(unet):
-                null = null_emb
-                if train_te:  # the prompts and the empty prompt (conditioning dropout) through the trained encoder
-                    both = text_encoder(torch.cat([prompt_ids[prompt_row[idx]], null_ids]).to(accelerator.device))[0]
-                    text_emb, null = both[:-1], both[-1:]
-                loss = ip2p_loss(unet, comp.noise_scheduler, latents, image_latents, text_emb, null,
-                                 cfg.conditioning_dropout_prob, g, weight_dtype, cfg.snr_gamma)
-                step_loss += accelerator.gather(loss.detach().repeat(bsz)).mean().item() / accum
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trained_params(), cfg.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.step(trained_params())
-        global_step += 1
-        dt = time.perf_counter() - t0
-        log_rows.append({"step": global_step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0],
-                         "step_seconds": dt, "it_per_s": 1.0 / dt, "samples_per_s": global_batch * accum / dt,
-                         "elapsed_s": time.perf_counter() - t_start})
-        pbar.update(1)
-        pbar.set_postfix(loss=f"{step_loss:.4f}")
-        if global_step % cfg.log_every == 0:
-            write_log(run_dir / "train_log.csv")
-        if global_step % cfg.checkpointing_steps == 0:
-            save_checkpoint(global_step)
-        if global_step % cfg.validation_steps == 0 or global_step == cfg.max_train_steps:
-            validate(global_step)
-    pbar.close()
-    write_log(run_dir / "train_log.csv")
-    accelerator.wait_for_everyone()
-    if global_step < cfg.max_train_steps:
-        log.info("stopped after step %d of %d (stop_after); no pipeline saved", global_step, cfg.max_train_steps)
-        accelerator.end_training()
-        return model_dir
-
-    if accelerator.is_main_process:
-        model, te = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
-        if ema is not None:
-            ema.copy_to(trained_params())
-        if cfg.gradient_checkpointing:
-            model.disable_gradient_checkpointing()
-        te.eval()
-        pipe = make_pipeline(comp.vae.to(torch.float32), te.to(torch.float32), comp.tokenizer,
-                             model.to(torch.float32), comp.noise_scheduler, cfg.sampler)
-        df = pd.DataFrame(log_rows)
-        summary = {
-            "fingerprint": fp, "source": source, "profile": paths.profile, "n_pairs": n,
-            "caption_stand_in": caption_stand_in(paths, source), "model": comp.description,
-            "stand_in": (f"SD-architecture model trained from scratch instead of fine-tuned {BASE_MODEL}"
-                         if cfg.model_source == "scratch" else None),
-            "steps": global_step, "final_loss_mean_last_10pct": float(df["loss"].tail(max(1, len(df) // 10)).mean()),
-            "first_loss_mean_first_10pct": float(df["loss"].head(max(1, len(df) // 10)).mean()),
-            "median_it_per_s": float(df["it_per_s"].median()), "median_samples_per_s": float(df["samples_per_s"].median()),
-            "train_seconds": float(df["step_seconds"].sum()), "device": str(accelerator.device), "mixed_precision": mixed,
-            "config": dataclasses.asdict(cfg),
-        }
-        with _atomic_dir(model_dir) as tmp:
-            pipe.save_pretrained(tmp)
-            atomic_write_text(df.to_csv(index=False), tmp / "train_log.csv")
-            if (run_dir / "validation").exists():
-                shutil.copytree(run_dir / "validation", tmp / "validation")
-            atomic_write_text(model_card(cfg, paths, source, summary), tmp / "README.md")
-            atomic_write_json(summary, tmp / "train_summary.json")
-        log.info("saved the pipeline to %s", model_dir)
-    accelerator.end_training()
-    return model_dir
+    idx = (own + [i for i in range(n) if i not in set(own)])[: min(cfg.num_validation_images, n)]
+    return ([Image.fromarray(inputs_u8[i].permute(1, 2, 0).numpy()) for i in idx],
+            [Image.fromarray(targets_u8[i].permute(1, 2, 0).numpy()) for i in idx],
+            [examples[i].edit_prompt for i in idx])
 
 
-def model_card(cfg: TrainConfig, paths: Paths, source: str, summary: dict[str, Any]) -> str:
-    """A Hugging Face model card (README.md) for a trained pipeline folder."""
-    rel = lambda p: os.path.relpath(p, paths.model(f"ip2p_{source}"))
-    stand_in = summary.get("caption_stand_in")
-    base = cfg.pretrained_model if cfg.model_source == "pretrained" else None
-    lines = [
-        "---",
-        "library_name: diffusers",
-        "pipeline_tag: image-to-image",
-        "tags: [instruct-pix2pix, line-art-colorization, t2p]",
-        *([f"base_model: {base}"] if base else []),
-        "---",
-        "",
-        f"# t2p InstructPix2Pix — `{source}` captions ({paths.profile} profile)",
-        "",
-        "Colours uncoloured character line art from a text instruction (\"Turn it into ...\").",
-        "",
-        "## Data",
-        f"- {summary['n_pairs']} (line art, instruction, colour image) training pairs from "
-        f"`{paths.instructions(source).relative_to(paths.root)}/metadata.jsonl`, {cfg.resolution} px.",
-        f"- Caption source: `{source}`" + (f" — **stand-in**: {stand_in}." if stand_in else "."),
-        "- Images: Pokémon dream-world sprites (© The Pokémon Company), or synthetic creatures in the smoke profile; "
-        "not redistributed.",
-        "",
-        "## Training",
-        f"- Model: {summary['model']}",
-        f"- {summary['steps']} optimiser steps, batch {cfg.train_batch_size} x {cfg.gradient_accumulation_steps} "
-        f"accumulation, lr {cfg.learning_rate} ({cfg.lr_scheduler}), "
-        f"{'fp32' if summary['mixed_precision'] == 'no' else summary['mixed_precision'] + ' mixed'} precision on "
-        f"{summary['device']}, EMA {'on' if cfg.use_ema else 'off'}, conditioning dropout {cfg.conditioning_dropout_prob}, "
-        f"random flip {'on' if cfg.random_flip else 'off'}, gradient checkpointing "
-        f"{'on' if cfg.gradient_checkpointing else 'off'}, seed {cfg.seed}.",
-        f"- Loss: {summary['first_loss_mean_first_10pct']:.4f} (first 10 % of steps) -> "
-        f"{summary['final_loss_mean_last_10pct']:.4f} (last 10 %); {summary['median_it_per_s']:.2f} it/s, "
-        f"{summary['median_samples_per_s']:.1f} samples/s; {summary['train_seconds']:.0f} s of training.",
-        "- Loss curve and throughput: [train_log.csv](train_log.csv); validation grids (input | output | target): "
-        "[validation/](validation/).",
-        "",
-        "## Use",
-        "```python",
-        "from t2p_utils.train import load_pipeline, generate",
-        f"pipe = load_pipeline('{paths.model(f'ip2p_{source}').relative_to(paths.root)}')",
-        f"out = generate(pipe, [lineart], ['Turn it into a red creature with a yellow belly'], steps={cfg.inference_steps}, "
-        f"text_guidance={cfg.text_guidance}, image_guidance={cfg.image_guidance}, seed={cfg.seed})",
-        "```",
-        "",
-        "## Evaluation",
-        f"Metrics on the held-out test split: [{rel(paths.reports)}]({rel(paths.reports)}) "
-        "(notebooks/05_compare.ipynb, `reports/<profile>/index.html`).",
-        "",
-    ]
-    return "\n".join(lines)
+def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[dict[str, Any]]]:
+    """(the step to start from, the log so far): a fresh run clears the run folder; ``"latest"`` or a named
+    checkpoint restores the accelerator state, unless the checkpoints come from other settings or data."""
+    acc, run_dir = run.accelerator, run.run_dir
+    global_step, log_rows = 0, []
+    ckpt: Path | None = None
+    if resume_from_checkpoint == "latest":
+        found = _checkpoints(run_dir) if run_dir.exists() else []
+        ckpt = found[-1] if found else None
+    elif resume_from_checkpoint is not None:
+        ckpt = Path(resume_from_checkpoint)
+        if not ckpt.is_absolute():
+            ckpt = run_dir / ckpt.name
+        if not ckpt.exists():
+            raise FileNotFoundError(f"checkpoint {ckpt} does not exist; use 'latest' or one of {[d.name for d in _checkpoints(run_dir)]}")
+    info_file = run_dir / "run_info.json"
+    if ckpt is not None and info_file.exists() and json.loads(info_file.read_text())["fingerprint"] != run.fp:
+        log.warning("checkpoints in %s come from other settings or data; starting a new run", run_dir)
+        ckpt = None
+    if ckpt is None:
+        if resume_from_checkpoint is not None:
+            log.info("no checkpoint to resume from in %s; starting a new run", run_dir)
+        if acc.is_main_process:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        acc.load_state(str(ckpt))
+        global_step = int(ckpt.name.split("-")[-1])
+        if (ckpt / "train_log.csv").exists():
+            log_rows = pd.read_csv(ckpt / "train_log.csv").to_dict("records")
+        log.info("resumed from %s at step %d", ckpt, global_step)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if acc.is_main_process:
+        atomic_write_json({"fingerprint": run.fp}, info_file)
+    return global_step, log_rows
+
+
+def _micro_batch(run: _Run, idx: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(target latents, input-image latents, prompt embeddings or None) of one micro-batch: from the cache, or by
+    encoding the images (the same random draws either way: flips, then the posterior sample)."""
+    cfg, device, dtype = run.cfg, run.accelerator.device, run.weight_dtype
+    bsz = len(idx)
+    flip = (torch.rand(bsz, generator=g) < 0.5) if cfg.random_flip else torch.zeros(bsz, dtype=torch.bool)
+    if run.cache is not None:
+        c, f = run.cache, flip.long()
+        mean = torch.stack([c.target_mean[int(fi)][i] for fi, i in zip(f, idx)])
+        std = torch.stack([c.target_std[int(fi)][i] for fi, i in zip(f, idx)])
+        image_latents = torch.stack([c.input_mode[int(fi)][i] for fi, i in zip(f, idx)])
+        text_emb = None if run.train_te else c.prompt_emb[c.prompt_index[idx]].to(device)
+        latents = mean + std * torch.randn(mean.shape, generator=g)
+        return latents.to(device), image_latents.to(device), text_emb
+    x_in, x_out = to_unit(run.inputs_u8[idx]), to_unit(run.targets_u8[idx])
+    fl = flip.reshape(-1, 1, 1, 1)
+    x_in, x_out = torch.where(fl, x_in.flip(-1), x_in), torch.where(fl, x_out.flip(-1), x_out)
+    vae = run.comp.vae
+    with torch.no_grad():
+        post = vae.encode(x_out.to(device, dtype)).latent_dist
+        eps_z = torch.randn(post.mean.shape, generator=g).to(device, post.mean.dtype)
+        latents = post.mean + post.std * eps_z
+        image_latents = vae.encode(x_in.to(device, dtype)).latent_dist.mode()
+        text_emb = None if run.train_te else run.text_encoder(
+            tokenize(run.comp.tokenizer, [run.prompts[int(i)] for i in idx]).to(device))[0]
+    return latents, image_latents, text_emb
+
+
+def _train_step(run: _Run, global_step: int) -> float:
+    """One optimiser step (``gradient_accumulation_steps`` micro-batches); returns its mean loss."""
+    cfg, acc = run.cfg, run.accelerator
+    accum, rank = cfg.gradient_accumulation_steps, acc.process_index
+    step_loss = 0.0
+    for micro in range(accum):
+        g = step_generator(cfg.seed, global_step, micro)
+        start = (global_step * accum + micro) * run.global_batch
+        idx = run.order.indices(start, run.global_batch)[rank * cfg.train_batch_size : (rank + 1) * cfg.train_batch_size]
+        latents, image_latents, text_emb = _micro_batch(run, idx, g)
+        latents = latents.float() * run.comp.vae.config.scaling_factor
+        with acc.accumulate(run.unet):
+            null = run.null_emb
+            if run.train_te:  # the prompts and the empty prompt (conditioning dropout) through the trained encoder
+                ids = torch.cat([run.prompt_ids[run.prompt_row[idx]], run.null_ids]).to(acc.device)
+                both = run.text_encoder(ids)[0]
+                text_emb, null = both[:-1], both[-1:]
+            loss = ip2p_loss(run.unet, run.comp.noise_scheduler, latents, image_latents, text_emb, null,
+                             cfg.conditioning_dropout_prob, g, run.weight_dtype, cfg.snr_gamma)
+            step_loss += acc.gather(loss.detach().repeat(len(idx))).mean().item() / accum
+            acc.backward(loss)
+            if acc.sync_gradients:
+                acc.clip_grad_norm_(run.trained_params(), cfg.max_grad_norm)
+            run.optimizer.step()
+            run.lr_scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.step(run.trained_params())
+    return step_loss
+
+
+def _validate(run: _Run, step: int) -> None:
+    """Generate the validation pairs (EMA weights when used) and save input | output | target as one grid."""
+    images, targets, prompts = run.val
+    if not run.accelerator.is_main_process or not images:
+        return
+    cfg, ema = run.cfg, run.ema
+    model, te = run.accelerator.unwrap_model(run.unet), run.accelerator.unwrap_model(run.text_encoder)
+    if ema is not None:
+        ema.store(run.trained_params())
+        ema.copy_to(run.trained_params())
+    model.eval()
+    te.eval()
+    pipe = make_pipeline(run.comp.vae, te, run.comp.tokenizer, model, run.comp.noise_scheduler, cfg.sampler)
+    with torch.autocast(run.accelerator.device.type, enabled=run.mixed != "no", dtype=run.weight_dtype):
+        outs = generate(pipe, images, prompts, steps=cfg.validation_inference_steps,
+                        text_guidance=cfg.text_guidance, image_guidance=cfg.image_guidance, seed=cfg.seed)
+    model.train()
+    te.train(run.train_te)
+    if ema is not None:
+        ema.restore(run.trained_params())
+    out = run.run_dir / "validation" / f"step-{step:06d}"
+    atomic_write_image(_image_grid([[a, b, c] for a, b, c in zip(images, outs, targets)]), out.with_suffix(".png"))
+    atomic_write_json({"columns": ["input", "output", "target"], "prompts": prompts, "step": step,
+                       "inference_steps": cfg.validation_inference_steps, "seed": cfg.seed}, out.with_suffix(".json"))
+
+
+def _write_log(run: _Run, log_rows: list[dict[str, Any]], path: Path) -> None:
+    if run.accelerator.is_main_process:
+        atomic_write_text(pd.DataFrame(log_rows).to_csv(index=False), path)
+
+
+def _save_checkpoint(run: _Run, step: int, log_rows: list[dict[str, Any]]) -> None:
+    """``checkpoint-<step>`` (accelerator state and the log so far), the oldest removed beyond the total limit."""
+    limit = run.cfg.checkpoints_total_limit
+    if run.accelerator.is_main_process and limit is not None:
+        existing = _checkpoints(run.run_dir)
+        for old in existing[: max(0, len(existing) - limit + 1)]:
+            log.info("removing old checkpoint %s (checkpoints_total_limit=%d)", old.name, limit)
+            shutil.rmtree(old)
+    target = run.run_dir / f"checkpoint-{step}"
+    run.accelerator.save_state(str(target))
+    _write_log(run, log_rows, target / "train_log.csv")
+    log.info("saved %s", target)
+
+
+def _save(run: _Run, global_step: int, log_rows: list[dict[str, Any]], model_dir: Path) -> None:
+    """The trained pipeline (EMA weights when used, fp32), its log, validation grids, summary and model card."""
+    from .train_report import model_card
+
+    cfg, acc, comp = run.cfg, run.accelerator, run.comp
+    model, te = acc.unwrap_model(run.unet), acc.unwrap_model(run.text_encoder)
+    if run.ema is not None:
+        run.ema.copy_to(run.trained_params())
+    if cfg.gradient_checkpointing:
+        model.disable_gradient_checkpointing()
+    te.eval()
+    pipe = make_pipeline(comp.vae.to(torch.float32), te.to(torch.float32), comp.tokenizer,
+                         model.to(torch.float32), comp.noise_scheduler, cfg.sampler)
+    df = pd.DataFrame(log_rows)
+    tenth = max(1, len(df) // 10)
+    summary = {
+        "fingerprint": run.fp, "source": run.source, "profile": run.paths.profile, "n_pairs": len(run.examples),
+        "caption_stand_in": caption_stand_in(run.paths, run.source), "model": comp.description,
+        "stand_in": SCRATCH_STAND_IN if cfg.model_source == "scratch" else None,
+        "steps": global_step, "final_loss_mean_last_10pct": float(df["loss"].tail(tenth).mean()),
+        "first_loss_mean_first_10pct": float(df["loss"].head(tenth).mean()),
+        "median_it_per_s": float(df["it_per_s"].median()), "median_samples_per_s": float(df["samples_per_s"].median()),
+        "train_seconds": float(df["step_seconds"].sum()), "device": str(acc.device), "mixed_precision": run.mixed,
+        "config": dataclasses.asdict(cfg),
+    }
+    with _atomic_dir(model_dir) as tmp:
+        pipe.save_pretrained(tmp)
+        atomic_write_text(df.to_csv(index=False), tmp / "train_log.csv")
+        if (run.run_dir / "validation").exists():
+            shutil.copytree(run.run_dir / "validation", tmp / "validation")
+        atomic_write_text(model_card(cfg, run.paths, run.source, summary), tmp / "README.md")
+        atomic_write_json(summary, tmp / "train_summary.json")
+    log.info("saved the pipeline to %s", model_dir)
 
 
 def available_sources(paths: Paths, wanted: Sequence[str] | None = None) -> list[str]:
@@ -1183,147 +1108,3 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-
-
-# ------------------------------------------------------------------ notebook 04 helpers
-def sources_table(cfg: TrainConfig, paths: Paths) -> pd.DataFrame:
-    """The caption sources the config asks for, whether their instruction folder exists, and stand-ins."""
-    found = set(available_sources(paths))
-    rows = []
-    for s in cfg.sources:
-        folder = paths.instructions(s)
-        n = len(read_metadata(folder)) if s in found else 0
-        rows.append({"source": s, "pairs": n, "found": s in found, "stand_in": caption_stand_in(paths, s) or "",
-                     "model": str(paths.model(f"ip2p_{s}").relative_to(paths.root))})
-    return pd.DataFrame(rows)
-
-
-def training_summary(paths: Paths, sources: Sequence[str]) -> pd.DataFrame:
-    """One row per trained model from its ``train_summary.json``."""
-    rows = []
-    for s in sources:
-        f = paths.model(f"ip2p_{s}") / "train_summary.json"
-        if not f.exists():
-            continue
-        d = json.loads(f.read_text(encoding="utf-8"))
-        rows.append({"source": s, "steps": d["steps"], "pairs": d["n_pairs"],
-                     "loss first 10%": round(d["first_loss_mean_first_10pct"], 4),
-                     "loss last 10%": round(d["final_loss_mean_last_10pct"], 4),
-                     "it/s": round(d["median_it_per_s"], 2), "samples/s": round(d["median_samples_per_s"], 1),
-                     "train s": round(d["train_seconds"], 1), "device": d["device"],
-                     "caption stand-in": d.get("caption_stand_in") or ""})
-    vae = paths.model("vae") / "vae_summary.json"
-    if any(_saved_autoencoder(paths.model(f"ip2p_{s}")) == "SpaceToDepthAutoencoder" for s in sources):
-        rows.append({"source": "(shared VAE)", "steps": 0, "pairs": 0, "train s": 0.0,
-                     "caption stand-in": "none: an exact 4x4 pixel fold (lossless, colour terms kept 1.00 by construction)"})
-    elif vae.exists():
-        v = json.loads(vae.read_text(encoding="utf-8"))
-        rows.append({"source": "(shared VAE)", "steps": v["steps"], "pairs": v["n_images"],
-                     "loss last 10%": round(v["final_loss"], 4), "train s": round(v["seconds"], 1),
-                     "caption stand-in": f"reconstruction PSNR {v['psnr']:.1f} dB"
-                     + (f", colour terms kept {v['color_keep']:.2f}" if v.get("color_keep") is not None else "")})
-    return pd.DataFrame(rows)
-
-
-def _saved_autoencoder(model_dir: Path) -> str | None:
-    """The class name of a saved pipeline's ``vae`` (None when there is none)."""
-    f = model_dir / "vae" / "config.json"
-    return json.loads(f.read_text(encoding="utf-8")).get("_class_name") if f.exists() else None
-
-
-def levers_table(paths: Paths) -> pd.DataFrame:
-    """``reports/<p>/levers.csv`` (written by ``benchmarks/levers.py``): each measured recipe -> colour control on
-    the validation split, quality and time; empty when no lever was measured for this profile."""
-    f = paths.reports / "levers.csv"
-    if not f.exists():
-        return pd.DataFrame()
-    cols = ["tag", "source", "overrides", "train_steps", "train_s", "samples_per_s", "control_all", "control_low",
-            "ssim", "delta_e", "leakage", "named_share", "n_val", "inference_steps", "text_guidance", "threads", "load"]
-    df = pd.read_csv(f)
-    return df[[c for c in cols if c in df.columns]]
-
-
-def figures_dir(paths: Paths) -> Path:
-    d = paths.reports / "figures"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def plot_loss_curves(paths: Paths, sources: Sequence[str], window: int = 20) -> Path:
-    """Training loss (raw and moving average) and samples/s of every trained source; saved as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for s in sources:
-        f = paths.model(f"ip2p_{s}") / "train_log.csv"
-        if not f.exists():
-            continue
-        df = pd.read_csv(f)
-        label = s + (" (palette stand-in)" if caption_stand_in(paths, s) else "")
-        line, = ax.plot(df["step"], df["loss"], alpha=0.25)
-        ax.plot(df["step"], df["loss"].rolling(min(window, len(df)), min_periods=1).mean(), color=line.get_color(),
-                label=label)
-        ax2.plot(df["step"], df["samples_per_s"].rolling(min(window, len(df)), min_periods=1).median(),
-                 color=line.get_color(), label=label)
-    ax.set(xlabel="optimiser step", ylabel="MSE (epsilon)", title="training loss (faint: per step)")
-    ax.set_yscale("log")
-    ax2.set(xlabel="optimiser step", ylabel="samples / s", title="throughput (moving median)")
-    ax.legend()
-    fig.tight_layout()
-    out = figures_dir(paths) / "04_loss_curves.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def plot_validation(paths: Paths, source: str, max_steps: int = 4) -> Path | None:
-    """The seeded validation grids (rows: examples; columns: input | output | target) at a few steps."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    folder = paths.model(f"ip2p_{source}") / "validation"
-    files = sorted(folder.glob("step-*.png"))
-    if not files:
-        return None
-    pick = [files[round(i)] for i in np.linspace(0, len(files) - 1, min(max_steps, len(files)))]
-    pick = list(dict.fromkeys(pick))
-    fig, axes = plt.subplots(1, len(pick), figsize=(3.2 * len(pick), 4.2), squeeze=False)
-    for ax, f in zip(axes[0], pick):
-        meta = json.loads(f.with_suffix(".json").read_text(encoding="utf-8"))
-        ax.imshow(Image.open(f), interpolation="nearest")
-        ax.set_title(f"step {meta['step']}")
-        ax.axis("off")
-    prompts = json.loads(pick[-1].with_suffix(".json").read_text(encoding="utf-8"))["prompts"]
-    stand = caption_stand_in(paths, source)
-    fig.suptitle(f"{source}{' (' + stand + ')' if stand else ''}: input | output | target per row\n"
-                 + "\n".join(f"{i + 1}. {p[:90]}" for i, p in enumerate(prompts)), fontsize=8)
-    fig.tight_layout()
-    out = figures_dir(paths) / f"04_validation_{source}.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def findings_text(paths: Paths, sources: Sequence[str]) -> str:
-    """A markdown paragraph of what this run's training did, computed from the saved summaries."""
-    df = training_summary(paths, sources)
-    models = df[df["source"] != "(shared VAE)"] if not df.empty else df
-    if models.empty:
-        return "No model was trained (no instruction folder found)."
-    parts = []
-    for _, r in models.iterrows():
-        label = r["source"] + (f" ({r['caption stand-in']})" if r["caption stand-in"] else "")
-        parts.append(f"- **{label}**: {r['steps']} steps on {r['pairs']} pairs, loss {r['loss first 10%']:.3f} -> "
-                     f"{r['loss last 10%']:.3f} (mean of the first / last 10 % of steps), {r['samples/s']:.1f} samples/s "
-                     f"on {r['device']}, {r['train s']:.0f} s.")
-    vae = df[df["source"] == "(shared VAE)"]
-    if not vae.empty:
-        v = vae.iloc[0]
-        parts.append(f"- shared VAE: {v['caption stand-in']}." if v["steps"] == 0 else
-                     f"- shared VAE: {v['steps']} steps on {v['pairs']} images, {v['caption stand-in']}, {v['train s']:.0f} s.")
-    return "\n".join(parts)

@@ -246,7 +246,7 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_clip"))
     cfg = E.CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
                           sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1)
-    backend = E.TrainBackend()  # t2p_utils.train.load_pipeline / generate
+    backend = E.TrainBackend()  # t2p_utils.inference.load_pipeline / generate
     first = E.run_compare(paths, cfg, backend=backend)
     assert len(first.samples) == 2 * 2 * 2 * 2
     img = Image.open(paths.reports / first.samples["image"].iloc[0])
