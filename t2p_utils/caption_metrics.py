@@ -146,18 +146,15 @@ def score_captions(captions: Sequence[str], ids: Sequence[str], truth: dict[str,
     return out
 
 
-def quality_table(profile: str, sources: Sequence[str] | None = None, save: bool = True) -> pd.DataFrame:
+def quality_table(paths: Paths, cfg: Any, sources: Sequence[str] | None = None, save: bool = True) -> pd.DataFrame:
     """One row per caption source; saved as ``reports/<p>/caption_quality.{csv,json}``."""
     from .captioning import (
-        load_caption_config,
         load_manifest,
         load_references,
         read_caption_csv,
         training_references,
     )
 
-    paths = Paths.for_profile(profile)
-    cfg = load_caption_config(profile)
     manifest = load_manifest(paths)
     refs_df = load_references(paths, manifest)
     refs = dict(zip(refs_df["id"], refs_df["caption"], strict=True))
@@ -199,7 +196,7 @@ def quality_table(profile: str, sources: Sequence[str] | None = None, save: bool
         out = paths.reports / "caption_quality.csv"
         with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
             table.to_csv(fh, index=False, float_format="%.4f")
-        atomic_write_json({"profile": profile, "gt_min_share": cfg.gt_min_share,
+        atomic_write_json({"profile": paths.profile, "gt_min_share": cfg.gt_min_share,
                            "rows": json.loads(table.to_json(orient="records"))}, out.with_suffix(".json"))
         log.info("caption quality table -> %s", out)
     return table

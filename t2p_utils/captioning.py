@@ -474,11 +474,9 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
     return run
 
 
-def run_captions(profile: str, sources: list[str] | None = None, force: bool = False, progress: bool = True
-                 ) -> pd.DataFrame:
+def run_captions(paths: Paths, cfg: CaptionConfig, sources: list[str] | None = None, force: bool = False,
+                 progress: bool = True) -> pd.DataFrame:
     """Run ``sources`` (default: ``reference`` plus the profile's ``captions.sources``); a summary table."""
-    paths = Paths.for_profile(profile)
-    cfg = load_caption_config(profile)
     todo = sources if sources is not None else ["reference"] + [s for s in cfg.sources if s != "reference"]
     runs = [run_source(paths, s, cfg, force=force, progress=progress) for s in todo]
     return pd.DataFrame([{k: v for k, v in asdict(r).items() if k not in ("skipped", "recolor_skipped")}
@@ -486,9 +484,8 @@ def run_captions(profile: str, sources: list[str] | None = None, force: bool = F
                          for r in runs])
 
 
-def sample_captions(profile: str, source: str, n: int = 8, seed: int = 0, only_generated: bool = True) -> pd.DataFrame:
+def sample_captions(paths: Paths, source: str, n: int = 8, seed: int = 0, only_generated: bool = True) -> pd.DataFrame:
     """A few rows of a caption CSV (by default ids whose caption came from the captioner)."""
-    paths = Paths.for_profile(profile)
     df = read_caption_csv(paths.captions(source))
     if only_generated and source != "reference":
         df = df[df["caption_source"] != "reference"]
@@ -499,10 +496,8 @@ def sample_captions(profile: str, source: str, n: int = 8, seed: int = 0, only_g
 # notebook helpers: tables and figures (figures are saved under reports/<p>/figures/ and returned)
 # ----------------------------------------------------------------------------------------------
 
-def sources_table(profile: str, sources: list[str] | None = None) -> pd.DataFrame:
+def sources_table(paths: Paths, cfg: CaptionConfig, sources: list[str] | None = None) -> pd.DataFrame:
     """Which captioner produced each caption CSV, whether it is a stand-in, and the counts."""
-    paths = Paths.for_profile(profile)
-    cfg = load_caption_config(profile)
     rows = []
     for s in sources or ["reference"] + [x for x in cfg.sources if x != "reference"]:
         meta = paths.captions(s).with_suffix(".json")
@@ -539,11 +534,10 @@ def _figure_path(paths: Paths, name: str) -> Path:
     return out
 
 
-def plot_loss_curve(profile: str, trained: Any) -> Any:
+def plot_loss_curve(paths: Paths, trained: Any) -> Any:
     """Train/validation loss per epoch of the CNN-LSTM, best epoch marked; saved as cnn_lstm_loss.png."""
     import matplotlib.pyplot as plt
 
-    paths = Paths.for_profile(profile)
     h = pd.DataFrame(trained.history)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(h["epoch"], h["train_loss"], label="train (teacher forcing)")
@@ -551,14 +545,14 @@ def plot_loss_curve(profile: str, trained: Any) -> Any:
     ax.axvline(trained.best_epoch, color="gray", ls="--", lw=1, label=f"best epoch {trained.best_epoch}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy per token")
-    ax.set_title(f"CNN-LSTM captioner ({profile})")
+    ax.set_title(f"CNN-LSTM captioner ({paths.profile})")
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(_figure_path(paths, "cnn_lstm_loss.png"), dpi=120)
     return fig
 
 
-def plot_caption_samples(profile: str, sources: list[str], n: int = 6, seed: int = 0, name: str = "caption_samples.png"
+def plot_caption_samples(paths: Paths, sources: list[str], n: int = 6, seed: int = 0, name: str = "caption_samples.png"
                          ) -> Any:
     """Colour images of ``n`` ids that got captioner captions, with each source's generated caption."""
     import textwrap
@@ -566,7 +560,6 @@ def plot_caption_samples(profile: str, sources: list[str], n: int = 6, seed: int
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    paths = Paths.for_profile(profile)
     tables = {s: read_caption_csv(paths.captions(s)).set_index("id") for s in sources}
     first = tables[sources[0]]
     pool = first[first["caption_source"] != "reference"].index.tolist() or first.index.tolist()

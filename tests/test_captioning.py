@@ -18,15 +18,20 @@ from t2p_utils.captioning import (
     run_captions,
 )
 from t2p_utils.colors import color_words
-from t2p_utils.config import ConfigError, load_params, section
+from t2p_utils.config import ConfigError, Paths, load_params, section
 
 pytestmark = pytest.mark.integration
+
+
+def _smoke() -> tuple[Paths, CaptionConfig]:
+    """(paths, cfg) of the smoke profile under ``$T2P_ROOT``: what the notebook helpers take."""
+    return Paths.for_profile("smoke"), load_caption_config("smoke")
 
 
 @pytest.fixture
 def captioned(smoke_data):
     paths, creatures = smoke_data
-    summary = run_captions("smoke", progress=False)
+    summary = run_captions(*_smoke(), progress=False)
     return paths, creatures, summary
 
 
@@ -94,7 +99,7 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
 
     from t2p_utils.caption_metrics import quality_table
 
-    table = quality_table("smoke").set_index("source")
+    table = quality_table(*_smoke()).set_index("source")
     assert (paths.reports / "caption_quality.csv").exists() and (paths.reports / "caption_quality.json").exists()
     assert table.loc["reference", "color_precision"] == pytest.approx(1.0)
     assert table.loc["reference", "color_recall"] == pytest.approx(1.0)  # smoke references name every part
@@ -109,10 +114,10 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
 def test_second_run_is_cached_and_force_rebuilds(captioned) -> None:
     paths, _, _ = captioned
     before = paths.captions("palette").stat().st_mtime_ns
-    again = run_captions("smoke", ["palette"], progress=False)
+    again = run_captions(*_smoke(), ["palette"], progress=False)
     assert again["cached"].tolist() == [True]
     assert paths.captions("palette").stat().st_mtime_ns == before
-    forced = run_captions("smoke", ["palette"], force=True, progress=False)
+    forced = run_captions(*_smoke(), ["palette"], force=True, progress=False)
     assert forced["cached"].tolist() == [False]
 
 
@@ -125,12 +130,12 @@ def test_bad_input_named(smoke_data, tmp_path: Path) -> None:
     with open(ref, "a", encoding="utf-8") as fh:
         fh.write("zz999,train,a ghost,,\n")
     with pytest.raises(ValueError, match=r"zz999"):
-        run_captions("smoke", ["palette"], progress=False)
+        run_captions(*_smoke(), ["palette"], progress=False)
     shutil.copy(backup, ref)
     # a missing image
     paths.image("color", "s003").unlink()
     with pytest.raises(FileNotFoundError, match=r"s003"):
-        run_captions("smoke", ["palette"], progress=False)
+        run_captions(*_smoke(), ["palette"], progress=False)
     # a caption CSV with missing ids
     csv = tmp_path / "c.csv"
     pd.DataFrame({"id": ["a"], "caption": ["x"], "instruction": ["Turn it into x"]}).to_csv(csv, index=False)
@@ -207,8 +212,8 @@ def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:
 
 def test_changed_reference_captions_invalidate_outputs(smoke_data) -> None:
     paths, _ = smoke_data
-    assert run_captions("smoke", ["palette"], progress=False)["cached"].tolist() == [False]
-    assert run_captions("smoke", ["palette"], progress=False)["cached"].tolist() == [True]
+    assert run_captions(*_smoke(), ["palette"], progress=False)["cached"].tolist() == [False]
+    assert run_captions(*_smoke(), ["palette"], progress=False)["cached"].tolist() == [True]
     text = paths.reference_captions.read_text()
     paths.reference_captions.write_text(text.replace("a drawing of", "a picture of", 1))
-    assert run_captions("smoke", ["palette"], progress=False)["cached"].tolist() == [False]
+    assert run_captions(*_smoke(), ["palette"], progress=False)["cached"].tolist() == [False]

@@ -237,3 +237,50 @@ def test_a_users_reference_file_wins_over_derivation(tmp_root: Path) -> None:
     assert ref.at["char_01", "faithful_origin"].startswith("derived")
     summary = reference_summary(paths)
     assert summary.query("column == 'faithful' and origin == 'your reference file'")["count"].tolist() == [1]
+
+
+def test_the_params_seed_decides_split_instructions_and_weights(tmp_root: Path) -> None:
+    """Two params files differing only in ``seed:``: different splits, derived instructions and weights; the same
+    seed twice: identical ones."""
+    import dataclasses
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    from test_train import TINY, write_instructions
+
+    from t2p_utils.config import section
+    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.train import TrainConfig, train
+
+    data = tmp_root / "chars"
+    write_folder(data, with_color=24)
+    made = {}
+    for name, seed in (("s1", 1), ("s1_again", 1), ("s2", 2)):
+        path = _params(tmp_root, name, {"extends": "smoke", "seed": seed,
+                                         "scrape": {"source": "folder", "folder_dir": str(data), "test_frac": 0.25}})
+        paths = Paths.for_profile(str(path), tmp_root)
+        params = load_params(paths.spec, tmp_root)
+        manifest = scrape(paths, section(params, "scrape", ScrapeConfig))
+        prepare_references(paths)
+        ref = pd.read_csv(paths.reference_captions, comment="#", dtype=str, keep_default_na=False)
+        made[name] = (manifest.set_index("id")["split"].to_dict(), ref.set_index("id")["counterfactual"].to_dict(),
+                      section(params, "train", TrainConfig).seed)
+    assert made["s1"] == made["s1_again"]
+    assert made["s1"][0] != made["s2"][0]  # the split
+    common = [i for i, s in made["s1"][0].items() if s == "test" and made["s2"][0].get(i) == "test"]
+    assert common and any(made["s1"][1][i] != made["s2"][1][i] for i in common)  # the seeded swaps
+    assert (made["s1"][2], made["s2"][2]) == (1, 2)  # the trainer's seed
+
+    smoke = Paths.for_profile("smoke", tmp_root)
+    make_synthetic(smoke, n=12, size=64, seed=3)
+    weights = {}
+    for name, seed in (("a", made["s1"][2]), ("b", made["s1"][2]), ("c", made["s2"][2])):
+        write_instructions(smoke, name)
+        cfg = dataclasses.replace(TrainConfig(**TINY), seed=seed, max_train_steps=2, use_ema=False, mixed_precision="no")
+        d = train(cfg, smoke, name)
+        weights[name] = load_file(d / "unet" / "diffusion_pytorch_model.safetensors")
+        assert json.loads((d / "train_summary.json").read_text())["config"]["seed"] == seed
+    same = [torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"]]
+    differ = [torch.equal(weights["a"][k], weights["c"][k]) for k in weights["a"]]
+    assert all(same) and not all(differ)
