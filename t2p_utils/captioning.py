@@ -59,30 +59,30 @@ class CaptionConfig:
     reference_share: float = 1.0  # share of train ids whose reference captions are used (seeded subset)
     reference_file: str = ""  # user profiles: your captions / test instructions CSV (id + caption, faithful, counterfactual)
     # CNN-LSTM
-    image_size: int = 64
+    image_size: int = 128
     min_count: int = 3
-    emb_dim: int = 64
-    hidden_dim: int = 128
-    cnn_channels: int = 32
-    epochs: int = 40
+    emb_dim: int = 128
+    hidden_dim: int = 256
+    cnn_channels: int = 48
+    epochs: int = 60
     batch_size: int = 32
-    lr: float = 3e-3
-    patience: int = 6
+    lr: float = 2e-3
+    patience: int = 8
     val_fraction: float = 0.15  # used only when no val ids have reference captions
-    beam_size: int = 3
-    max_len: int = 24
+    beam_size: int = 5
+    max_len: int = 30
     torch_threads: int = 1
     # CLIP interrogation ("palette" = offline stand-in; "tiny" = real package code with tiny random models)
-    clip_backend: str = "palette"
+    clip_backend: str = "interrogator"
     clip_model_name: str = "ViT-L-14/openai"
     caption_model_name: str = "blip-large"
-    clip_mode: str = "fast"
+    clip_mode: str = "best"
     clip_batch_size: int = 8
     clip_max_flavors: int = 32
     clip_download_cache: bool = True
     # palette captioner
     palette_k: int = 6
-    palette_min_share: float = 0.05
+    palette_min_share: float = 0.08
     palette_max_colors: int = 4
     palette_max_pixels: int = 4096
     palette_workers: int = 1
@@ -92,7 +92,7 @@ class CaptionConfig:
     # the source's own captioner, so that the same line art appears with different colours and different words
     recolor_copies: int = 0
     recolor_k: int = 4  # colour clusters swapped per sprite
-    recolor_sources: list[str] | None = None  # sources to augment (None: every source but reference); list only
+    recolor_sources: list[str] | None = field(default_factory=lambda: ["cnn_lstm", "clip"])  # None: all but reference
     # those a model trains on, since recolouring and re-captioning cost time
 
     def __post_init__(self) -> None:

@@ -89,20 +89,20 @@ class CompareConfig:
     models: list[str] = field(default_factory=lambda: ["base", "ip2p_cnn_lstm", "ip2p_clip", "ip2p_reference"])
     models_from: str = ""  # evaluate-only: score the models another profile trained (e.g. "cpu"); "" = this profile's
     base_model: str = PRETRAINED_IP2P  # hub id of the zero-shot model (profiles that fine-tune it)
-    steps: int = 20  # inference steps
+    steps: int = 50  # inference steps
     text_guidance: float = 7.5  # IP2P's s_T
     image_guidance: float = 1.5  # IP2P's s_I
     sampler: str = ""  # "" = each pipeline's saved scheduler; else one of t2p_utils.inference.SAMPLERS for every model
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     batch_size: int = 8
     max_test: int = 0  # 0 = every test id; otherwise the first N by sorted id
     showcase: int = 5  # characters in the seed-style grids
     sweep_model: str = "ip2p_clip"
     sweep_image_guidance: list[float] = field(default_factory=lambda: [1.0, 1.4, 1.8, 2.2])
     sweep_text_guidance: list[float] = field(default_factory=lambda: [3.0, 5.0, 7.5, 10.0, 12.0])
-    sweep_ids: int = 1  # showcase characters in the sweep
+    sweep_ids: int = 2  # showcase characters in the sweep
     n_boot: int = 2000
-    clip_direction: bool = False  # CLIP direction similarity (full only: needs hub weights)
+    clip_direction: bool = True  # CLIP direction similarity (needs hub weights: off offline)
     clip_model: str = "ViT-L-14"
     clip_pretrained: str = "openai"
     clip_input_caption: str = "a black and white line drawing of a character"

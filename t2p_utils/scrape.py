@@ -51,7 +51,7 @@ SOURCES = ("npm", "http", "kaggle", "folder", "synthetic")
 @dataclass
 class ScrapeConfig:
     source: str = "npm"
-    size: int = 64  # output resolution (square; aspect kept, centred)
+    size: int = 256  # output resolution (square; aspect kept, centred)
     workers: int = 2  # render processes
     limit: int = 0  # render only the first N ids (0 = all)
     n_synthetic: int = 48  # synthetic creatures (source: synthetic)

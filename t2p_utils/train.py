@@ -68,7 +68,7 @@ class TrainConfig:
     """The ``train:`` section of ``params/<profile>.yaml`` (defaults: the seed's full recipe)."""
 
     # which captions to train on (notebook 04 trains one model per source found on disk)
-    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip"])
+    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "reference"])
     # model
     model_source: str = "pretrained"  # pretrained | scratch
     pretrained_model: str = PRETRAINED_IP2P  # hub id or local folder (an IP2P or a plain SD pipeline)

@@ -81,5 +81,26 @@ def test_the_top_level_seed_reaches_every_step_unless_a_section_sets_its_own() -
     assert section(params, "scrape", ScrapeConfig).seed == 7
     assert section(params, "captions", CaptionConfig).seed == 7
     assert section(params, "train", TrainConfig).seed == 3  # its own
-    assert section(params, "compare", CompareConfig).seeds == [0]  # no seed field: untouched
+    assert section(params, "compare", CompareConfig).seeds == CompareConfig().seeds  # no seed field: untouched
     assert section({}, "train", TrainConfig).seed == TrainConfig().seed
+
+
+def test_code_defaults_are_the_full_recipe_so_no_default_disagrees() -> None:
+    """``full.yaml`` is the seed's recipe and the dataclass defaults are the same recipe: a value full.yaml sets
+    never differs from its code default (smoke and cpu state every value where they differ from it)."""
+    import dataclasses
+
+    from t2p_utils.captioning import CaptionConfig
+    from t2p_utils.evaluate import CompareConfig
+    from t2p_utils.scrape import ScrapeConfig
+    from t2p_utils.train import TrainConfig
+
+    full = load_params("full")
+    wrong = []
+    for name, cls in (("scrape", ScrapeConfig), ("captions", CaptionConfig), ("train", TrainConfig),
+                      ("compare", CompareConfig)):
+        default = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                   for f in dataclasses.fields(cls)}
+        wrong += [f"{name}.{k}: code {default[k]!r}, full.yaml {v!r}" for k, v in (full.get(name) or {}).items()
+                  if default[k] != v]
+    assert wrong == []
