@@ -2,7 +2,7 @@
 
 The folder holds synthetic creatures saved as users keep images (transparent PNG line art, some
 not square, JPEG colour images, two characters with line art only, one colour photo put among the
-line art by mistake). The params file is ten lines that extend ``smoke``.
+line art by mistake). The params file is a dozen lines that extend ``smoke``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ scrape:
   test_frac: 0.15
 compare:
   showcase: 3
+  sweep_image_guidance: [1.5]
+  sweep_text_guidance: [5.0]
 """
 
 
@@ -40,7 +42,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("study")
     _copy_worktree(root)
     work = tmp_path_factory.mktemp("mine")  # the user's own folder, outside the repository
-    write_folder(work / "chars", with_color=40, lineart_only=2)
+    write_folder(work / "chars", with_color=30, lineart_only=2)
     creature(77)[1].save(work / "chars" / "lineart" / "photo.png")
     (work / "my.yaml").write_text(PARAMS, encoding="utf-8")
     proc = subprocess.run([str(root / "run_all.sh"), "my.yaml"], cwd=work, env=run_env(), capture_output=True,
@@ -63,7 +65,7 @@ def test_the_manifest_records_every_file(user_run: Path) -> None:
     m = pd.read_csv(user_run / "data/processed/mychars/manifest.csv", dtype=str, keep_default_na=False).set_index("id")
     assert m.at["photo", "status"] == "error" and "looks like a colour image" in m.at["photo", "error"]
     ok = m[m["status"] == "ok"]
-    assert len(ok) == 42 and (ok.loc[["char_40", "char_41"], "split"] == "test").all()
+    assert len(ok) == 32 and (ok.loc[["char_30", "char_31"], "split"] == "test").all()
     assert set(ok["split"]) == {"train", "val", "test"}
 
 
@@ -72,8 +74,8 @@ def test_derived_instructions_are_used_and_labelled(user_run: Path) -> None:
                       keep_default_na=False).set_index("id")
     samples = pd.read_csv(user_run / "reports/mychars/compare_samples.csv", dtype=str, keep_default_na=False)
     cf = samples[samples["prompt"] == "counterfactual"]
-    assert set(cf["id"]) >= {"char_40", "char_41"}  # line art without colour is scored on counterfactuals ...
-    assert not set(samples.loc[samples["prompt"] == "faithful", "id"]) & {"char_40", "char_41"}  # ... not faithful
+    assert set(cf["id"]) >= {"char_30", "char_31"}  # line art without colour is scored on counterfactuals ...
+    assert not set(samples.loc[samples["prompt"] == "faithful", "id"]) & {"char_30", "char_31"}  # ... not faithful
     for _, r in cf.iterrows():
         assert r["instruction"] == ref.at[r["id"], "counterfactual"] and color_words(r["instruction"])
     summary = json.loads((user_run / "reports/mychars/compare_summary.json").read_text())
