@@ -1021,7 +1021,7 @@ def available_sources(paths: Paths, wanted: Sequence[str] | None = None) -> list
     return [s for s in wanted if s in found]
 
 
-def train_all(cfg: TrainConfig, paths: Paths, force: bool = False) -> dict[str, Path]:
+def train_all(paths: Paths, cfg: TrainConfig, force: bool = False) -> dict[str, Path]:
     """Train one model per caption source in ``cfg.sources`` that has an instruction folder.
 
     Up-to-date models are skipped; an interrupted run resumes from its latest checkpoint

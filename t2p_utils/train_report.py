@@ -75,7 +75,7 @@ def model_card(cfg: TrainConfig, paths: Paths, source: str, summary: dict[str, A
     return "\n".join(lines)
 
 
-def sources_table(cfg: TrainConfig, paths: Paths) -> pd.DataFrame:
+def sources_table(paths: Paths, cfg: TrainConfig) -> pd.DataFrame:
     """The caption sources the config asks for, whether their instruction folder exists, and stand-ins."""
     found = set(available_sources(paths))
     rows = []

@@ -244,8 +244,10 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     paths = make_root(tmp_path)
     save_tiny_pipeline(paths.model("ip2p_cnn_lstm"))
     shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_clip"))
+    # the code defaults are the full recipe (3 seeds, 2 sweep characters, CLIP from the hub): this test's are tiny
     cfg = E.CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
-                          sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1)
+                          sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
+                          sweep_ids=1, clip_direction=False)
     backend = E.TrainBackend()  # t2p_utils.inference.load_pipeline / generate
     first = E.run_compare(paths, cfg, backend=backend)
     assert len(first.samples) == 2 * 2 * 2 * 2

@@ -323,7 +323,7 @@ def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path, c
     # one thread here as in the sequential runs (the one_thread fixture): float sums depend on the thread count
     cfg = dataclasses.replace(trained["cfg"], sources=["cnn_lstm", "clip"], parallel_sources=2)
     assert cfg.fingerprint() == trained["cfg"].fingerprint()  # how it is run does not change what it trains
-    models = train_all(cfg, paths)
+    models = train_all(paths, cfg)
     assert list(models) == ["cnn_lstm", "clip"]
     for source, seq in (("cnn_lstm", trained["a"]), ("clip", trained["a2"])):
         par, ref = unet_weights(models[source]), unet_weights(seq)
