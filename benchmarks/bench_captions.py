@@ -25,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from t2p_utils.captioning import (
+    from t2p_utils.caption_sets import (
         cnn_config,
         load_caption_config,
         load_manifest,

@@ -12,15 +12,15 @@ every step                 ``config`` (paths, params files, user profiles), ``io
                            line art, mask), ``split`` (by family), ``synthetic`` (smoke creatures),
                            ``userdata`` (Kaggle pairs, your own folder), ``derive`` (instructions
                            nobody wrote)
-02_cnn_lstm_captioning     ``cnn_lstm`` (the captioner), ``tokenizer``, ``captioning`` (caption sets,
-                           instruction folders), ``recolor`` (counterfactual copies), ``captions_io``,
+02_cnn_lstm_captioning     ``cnn_lstm`` (the captioner), ``tokenizer``, ``caption_sets`` (caption sets,
+                           instruction folders), ``recolor`` (counterfactual copies), ``reference_csv``,
                            ``caption_metrics``
-03_clip_captioning         ``clip_caption`` (clip-interrogator), ``palette`` (its offline stand-in),
-                           ``colors`` (basic colour terms), ``captioning``, ``caption_metrics``
+03_clip_captioning         ``clip_interrogate`` (clip-interrogator), ``palette`` (its offline stand-in),
+                           ``colors`` (basic colour terms), ``caption_sets``, ``caption_metrics``
 04_finetune                ``train`` (the trainer), ``scratch_models`` (small SD models), ``inference``,
                            ``train_report`` (04's tables, figures, model card)
 05_compare                 ``evaluate`` (generation, scoring, colour control), ``metrics``, ``inference``,
-                           ``grids`` (figures)
+                           ``figures`` (grids, colour ladders, bar charts)
 the report, the runner     ``report`` (``reports/<p>/index.html``), ``pipeline`` (``run_all.sh``),
                            ``repocheck`` (CI's checks of the repository)
 the demo                   ``demo`` (Gradio), ``colab`` (the notebooks' setup cell in Colab)

@@ -148,7 +148,7 @@ def score_captions(captions: Sequence[str], ids: Sequence[str], truth: dict[str,
 
 def quality_table(paths: Paths, cfg: Any, sources: Sequence[str] | None = None, save: bool = True) -> pd.DataFrame:
     """One row per caption source; saved as ``reports/<p>/caption_quality.{csv,json}``."""
-    from .captioning import (
+    from .caption_sets import (
         load_manifest,
         load_references,
         read_caption_csv,

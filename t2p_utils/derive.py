@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .captions_io import REFERENCE_COLUMNS, read_reference_csv, write_reference_csv
 from .colors import color_coverage
 from .config import ConfigError, Paths, load_params
 from .manifest import read_manifest
 from .palette import PaletteColor, PaletteSettings, palette_caption_text, palette_colors
+from .reference_csv import REFERENCE_COLUMNS, read_reference_csv, write_reference_csv
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def prepare_references(paths: Paths) -> pd.DataFrame:
 
 
 def _write(paths: Paths, params: dict[str, Any], manifest: pd.DataFrame) -> None:
-    from .captioning import load_caption_config, palette_settings
+    from .caption_sets import load_caption_config, palette_settings
     from .progress import tqdm
 
     cfg = load_caption_config(paths.spec, paths.root)

@@ -44,12 +44,12 @@ import pandas as pd
 from PIL import Image
 
 from . import metrics as M
-from .captions_io import read_reference_csv
 from .config import Paths, load_params, resolve_device, section
 from .derive import derived_counts
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
 from .progress import tqdm
+from .reference_csv import read_reference_csv
 from .standins import PRETRAINED_IP2P, SCRATCH_STAND_IN, captioner_stand_in, clip_label
 from .threads import torch_threads
 
@@ -599,7 +599,7 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     return out
 
 
-#: the figures the 05 notebook draws (t2p_utils.grids), by file-name prefix
+#: the figures the 05 notebook draws (t2p_utils.figures), by file-name prefix
 COMPARE_FIGURES: tuple[str, ...] = ("grid_", "sweep", "bars_", "ladder_")
 
 

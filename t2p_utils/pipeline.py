@@ -107,13 +107,13 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
 _COMMON = ("config", "io", "manifest", "progress", "threads", "standins")
 STEP_MODULES: dict[str, tuple[str, ...]] = {
     "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
-                            "colors", "captions_io"),
-    "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "captioning", "captions_io", "caption_metrics", "tokenizer",
-                                         "colors", "palette", "recolor", "clip_caption"),
-    "03_clip_captioning": _COMMON + ("clip_caption", "captioning", "captions_io", "caption_metrics", "colors",
+                            "colors", "reference_csv"),
+    "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "caption_sets", "reference_csv", "caption_metrics", "tokenizer",
+                                         "colors", "palette", "recolor", "clip_interrogate"),
+    "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer"),
     "04_finetune": _COMMON + ("train", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
-    "05_compare": _COMMON + ("evaluate", "metrics", "grids", "colors", "inference", "scratch_models", "captions_io",
+    "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "scratch_models", "reference_csv",
                              "derive", "palette"),
 }
 

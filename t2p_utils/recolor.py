@@ -10,7 +10,7 @@ Outline pixels (dark in the line art, or thin black) and the background are copi
 
 The recoloured image is then captioned by the *same* captioner that captioned the original
 (palette for ``clip`` on the offline profiles, the CNN-LSTM for ``cnn_lstm``, clip-interrogator
-on ``full``): see :func:`t2p_utils.captioning.augment_source`. This module only makes images.
+on ``full``): see :func:`t2p_utils.caption_sets.augment_source`. This module only makes images.
 """
 
 from __future__ import annotations

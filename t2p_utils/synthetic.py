@@ -110,7 +110,7 @@ def make_synthetic(paths: Paths, n: int = 48, size: int = 64, seed: int = 42, fo
 
     Deterministic in ``seed``; splits are 80/10/10 by id order (no families here).
     """
-    from .captions_io import write_reference_csv  # local import: keeps module import light
+    from .reference_csv import write_reference_csv  # local import: keeps module import light
 
     rng = np.random.default_rng(seed)
     creatures = [random_creature(f"s{i:03d}", rng) for i in range(n)]

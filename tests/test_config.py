@@ -72,7 +72,7 @@ def test_resolve_device_auto_and_explicit() -> None:
 
 
 def test_the_top_level_seed_reaches_every_step_unless_a_section_sets_its_own() -> None:
-    from t2p_utils.captioning import CaptionConfig
+    from t2p_utils.caption_sets import CaptionConfig
     from t2p_utils.evaluate import CompareConfig
     from t2p_utils.scrape import ScrapeConfig
     from t2p_utils.train import TrainConfig
@@ -90,7 +90,7 @@ def test_code_defaults_are_the_full_recipe_so_no_default_disagrees() -> None:
     never differs from its code default (smoke and cpu state every value where they differ from it)."""
     import dataclasses
 
-    from t2p_utils.captioning import CaptionConfig
+    from t2p_utils.caption_sets import CaptionConfig
     from t2p_utils.evaluate import CompareConfig
     from t2p_utils.scrape import ScrapeConfig
     from t2p_utils.train import TrainConfig

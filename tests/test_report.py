@@ -9,7 +9,7 @@ import pytest
 from test_evaluate import OracleBackend, fake_model, make_root
 
 from t2p_utils import evaluate as E
-from t2p_utils import grids as G
+from t2p_utils import figures as G
 from t2p_utils import report as R
 from t2p_utils.config import Paths
 from t2p_utils.io import atomic_write_json

@@ -45,8 +45,8 @@ TINY = dict(
 
 def write_instructions(paths: Paths, source: str, n: int = 6) -> Path:
     """An instruction folder (diffusers' metadata.jsonl format) over the synthetic train images."""
-    from t2p_utils.captions_io import read_reference_csv
     from t2p_utils.manifest import read_manifest
+    from t2p_utils.reference_csv import read_reference_csv
 
     df = read_manifest(paths.manifest)
     ref = read_reference_csv(paths.reference_captions).set_index("id")

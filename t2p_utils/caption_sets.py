@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .captions_io import read_reference_csv, to_instruction
 from .config import CAPTION_SOURCES, Paths, load_params, section
 from .io import atomic_open, atomic_write_json
+from .reference_csv import read_reference_csv, to_instruction
 from .standins import PALETTE_CAPTIONER, TINY_CLIP_CAPTIONER
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def palette_settings(cfg: CaptionConfig) -> Any:
 
 
 def clip_settings(cfg: CaptionConfig) -> Any:
-    from .clip_caption import ClipSettings
+    from .clip_interrogate import ClipSettings
 
     return ClipSettings(clip_model_name=cfg.clip_model_name, caption_model_name=cfg.caption_model_name,
                         mode=cfg.clip_mode, batch_size=cfg.clip_batch_size, max_flavors=cfg.clip_max_flavors,
@@ -276,7 +276,7 @@ def caption_image_files(paths: Paths, source: str, cfg: CaptionConfig, color: li
         trained = train_or_load_cnn_lstm(paths, cfg, force=False, progress=progress)
         return caption_images(trained, load_images(color, cfg.image_size), cfg.beam_size, progress=progress)
     if source == "clip":
-        from . import clip_caption as cc
+        from . import clip_interrogate as cc
 
         settings = clip_settings(cfg)
         models: dict[str, Any] = {}

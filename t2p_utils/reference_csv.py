@@ -1,4 +1,4 @@
-"""Reading and writing caption CSVs (reference captions, generated captions)."""
+"""The reference CSV (hand-written captions and test instructions) and the caption-to-instruction rule."""
 
 from __future__ import annotations
 

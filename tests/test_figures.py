@@ -11,13 +11,13 @@ from PIL import Image
 from test_evaluate import OracleBackend, fake_model, make_root
 
 from t2p_utils import evaluate as E
-from t2p_utils import grids as G
+from t2p_utils import figures as G
 from t2p_utils.synthetic import SYNTH_COLORS
 
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, E.CompareResult, dict[str, Path]]:
-    paths = make_root(tmp_path_factory.mktemp("grids"))
+    paths = make_root(tmp_path_factory.mktemp("figures"))
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
     cfg = E.load_compare_config("smoke", paths.root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from t2p_utils.captioning import (
+from t2p_utils.caption_sets import (
     CaptionConfig,
     build_table,
     clean_caption,
@@ -167,7 +167,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
 
     import torch
 
-    import t2p_utils.captioning as cap
+    import t2p_utils.caption_sets as cap
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     paths, _ = smoke_data
@@ -182,7 +182,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
     gen = df[df["caption_source"] != "reference"]
     assert run.stand_in and "tiny random models" in run.captioner and len(gen) == run.n_generated > 0
     # fast mode: "<BLIP caption>, <label>, <label>, ..." with labels from the tiny label lists
-    from t2p_utils.clip_caption import TINY_LABELS
+    from t2p_utils.clip_interrogate import TINY_LABELS
 
     labels = {x for v in TINY_LABELS.values() for x in v}
     for c in gen["generated"]:
@@ -195,7 +195,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
 def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:
     import dataclasses
 
-    from t2p_utils.captioning import train_or_load_cnn_lstm
+    from t2p_utils.caption_sets import train_or_load_cnn_lstm
 
     paths, _ = smoke_data
     cfg = dataclasses.replace(load_caption_config("smoke"), epochs=2)
