@@ -6,7 +6,8 @@ stamps each step in ``pipeline.STEP_MODULES``, so editing a module re-runs the s
 =========================  ============================================================================
 step                       modules
 =========================  ============================================================================
-every step                 ``config`` (paths, params files, user profiles), ``io`` (atomic writes),
+every step                 ``config`` (paths, params files, user profiles), ``study`` (one params file
+                           loaded: ``StudyConfig``, a typed dataclass per step), ``io`` (atomic writes),
                            ``manifest``, ``progress`` (bars in the terminal), ``threads``, ``standins``
 01_scrape                  ``scrape`` (npm / http downloads), ``render`` + ``lineart`` (SVG -> colour,
                            line art, mask), ``split`` (by family), ``synthetic`` (smoke creatures),

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .config import CAPTION_SOURCES, Paths, load_params, section
+from .config import CAPTION_SOURCES, Paths
 from .io import atomic_open, atomic_write_json
 from .reference_csv import read_reference_csv, to_instruction
 from .standins import PALETTE_CAPTIONER, TINY_CLIP_CAPTIONER
@@ -106,7 +106,9 @@ class CaptionConfig:
 
 
 def load_caption_config(profile: str, root: Path | None = None) -> CaptionConfig:
-    return section(load_params(profile, root), "captions", CaptionConfig)
+    from .study import load_study
+
+    return load_study(profile, root).captions
 
 
 def cnn_config(cfg: CaptionConfig) -> Any:

@@ -44,7 +44,7 @@ import pandas as pd
 from PIL import Image
 
 from . import metrics as M
-from .config import Paths, load_params, resolve_device, section
+from .config import Paths, load_params, resolve_device, section  # noqa: F401  (section: tests build configs with it)
 from .derive import derived_counts
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
@@ -137,7 +137,9 @@ class CompareConfig:
 
 
 def load_compare_config(profile: str, root: Path | None = None) -> CompareConfig:
-    return section(load_params(profile, root), "compare", CompareConfig)
+    from .study import load_study
+
+    return load_study(profile, root).compare
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
     "04_finetune": ("train",),
     "05_compare": ("compare",),
 }
-_COMMON = ("config", "io", "manifest", "progress", "threads", "standins")
+_COMMON = ("config", "study", "io", "manifest", "progress", "threads", "standins")
 STEP_MODULES: dict[str, tuple[str, ...]] = {
     "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
                             "colors", "reference_csv"),

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .config import RUNS_DIR, ConfigError, Paths, from_dict, load_params, resolve_device, section, section_values
+from .config import RUNS_DIR, ConfigError, Paths, from_dict, load_params, resolve_device, section_values
 from .inference import SAMPLERS, generate, load_pipeline, make_pipeline, set_sampler  # noqa: F401
 from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
 from .progress import phase, tqdm
@@ -159,8 +159,9 @@ class TrainConfig:
 
 
 def load_train_config(profile: str, root: Path | None = None, **overrides: Any) -> TrainConfig:
-    params = load_params(profile, root)
-    cfg = section(params, "train", TrainConfig)
+    from .study import load_study
+
+    cfg = load_study(profile, root).train
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 

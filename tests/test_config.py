@@ -104,3 +104,25 @@ def test_code_defaults_are_the_full_recipe_so_no_default_disagrees() -> None:
         wrong += [f"{name}.{k}: code {default[k]!r}, full.yaml {v!r}" for k, v in (full.get(name) or {}).items()
                   if default[k] != v]
     assert wrong == []
+
+
+def test_one_study_config_holds_every_step_and_reading_compare_does_not_import_the_trainer(tmp_root: Path) -> None:
+    import subprocess
+    import sys
+
+    from t2p_utils.caption_sets import load_caption_config
+    from t2p_utils.evaluate import load_compare_config
+    from t2p_utils.study import load_study
+    from t2p_utils.train import load_train_config
+
+    path = tmp_root / "mine.yaml"
+    path.write_text("extends: cpu\nseed: 11\ncompare: {steps: 4}\n")
+    study = load_study(str(path))
+    assert (study.paths.profile, study.seed) == ("mine", 11)
+    assert study.compare == load_compare_config(str(path)) and study.compare.steps == 4
+    assert study.captions == load_caption_config(str(path)) and study.captions.seed == 11
+    assert study.train == load_train_config(str(path)) and study.train.seed == 11 and study.scrape.seed == 11
+    code = ("import sys; from t2p_utils.study import load_study; load_study('cpu').compare; "
+            "print('t2p_utils.train' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
