@@ -79,10 +79,11 @@ def _region(color: Path, mask: Path, lineart: Path) -> tuple[np.ndarray, np.ndar
     return rgb, m, line
 
 
-def _kept_colors(rgb: np.ndarray, mask: np.ndarray, line: np.ndarray, settings: PaletteSettings) -> list[PaletteColor]:
-    """The palette captioner's colours that really cover the character (pixel coverage >= FAITHFUL_MIN_SHARE)."""
+def _kept_colors(rgb: np.ndarray, mask: np.ndarray, line: np.ndarray, settings: PaletteSettings,
+                 cover: dict[str, float]) -> list[PaletteColor]:
+    """The palette captioner's colours that really cover the character (``cover``: pixel coverage per basic term,
+    outline excluded; kept when >= FAITHFUL_MIN_SHARE)."""
     colors, _ = palette_colors(rgb, mask, settings, line)
-    cover = color_coverage(rgb, mask & (line >= settings.line_threshold))
     return [c for c in colors if cover.get(c.term, 0.0) >= FAITHFUL_MIN_SHARE]
 
 
@@ -108,13 +109,13 @@ def derive_row(sid: str, split: str, files: dict[str, Path] | None, settings: Pa
             out["counterfactual"], out["counterfactual_origin"] = _instruction(colors), DERIVED_FREE
         return out
     rgb, mask, line = _region(files["color"], files["mask"], files["lineart"])
-    kept = _kept_colors(rgb, mask, line, settings)
+    cover = color_coverage(rgb, mask & (line >= settings.line_threshold))
+    kept = _kept_colors(rgb, mask, line, settings, cover)
     if split in ("train", "val"):
         out["caption"], out["caption_origin"] = palette_caption_text(kept, settings.subject), DERIVED_CAPTION
     if split == "test":
         if kept:
             out["faithful"], out["faithful_origin"] = _instruction(kept), DERIVED_FAITHFUL
-        cover = color_coverage(rgb, mask & (line >= settings.line_threshold))
         absent = [t for t in SWAP_COLORS if cover.get(t, 0.0) < ABSENT_MAX_SHARE]
         swapped = _swap(kept or [PaletteColor("white", 1.0, "middle", "", (0.0, 0.0, 0.0))], absent, rng)
         if swapped:

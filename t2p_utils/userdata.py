@@ -224,10 +224,9 @@ def _images(folder: Path) -> dict[str, Path]:
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
-def _unpaired(job_id: str, path: Path, why: str, split: str = "") -> dict[str, object]:
-    return {"id": job_id, "name": path.stem, "split": "", "source": "", "source_path": str(path), "sha256": "",
-            "color": "", "lineart": "", "mask": "", "status": "error", "error": f"{path.name}: {why}",
-            "lineart_ok": False, "notes": "", "color_source": ""}
+def _unpaired(paths: Paths, job_id: str, path: Path, why: str) -> dict[str, object]:
+    """The manifest row of a file without its pair (recorded as an error, never prepared)."""
+    return _row(paths, PairJob(job_id, path.stem, path, None, ""), "", "error", f"{path.name}: {why}")
 
 
 def _run_jobs(paths: Paths, jobs: list[PairJob], size: int, source: str) -> list[dict[str, object]]:
@@ -241,7 +240,6 @@ def _finish(paths: Paths, rows: list[dict[str, object]], folder: Path, cfg: Scra
     if not rows:
         raise ConfigError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): nothing to run the study on")
     df = pd.DataFrame(rows)
-    df["sha256"] = df["sha256"].fillna("")
     ok = df["status"].eq("ok")
     if not ok.any():
         reasons = "; ".join(df["error"].astype(str).head(5))
@@ -287,11 +285,11 @@ def ingest_kaggle(paths: Paths, cfg: ScrapeConfig) -> pd.DataFrame:
         lines, colours = _images(root / f"{split}A"), _images(root / f"{split}B")
         for stem, b in colours.items():
             if stem not in lines:
-                rows.append(_unpaired(f"{split}-{stem}", b, f"colour image without line art in {split}A/"))
+                rows.append(_unpaired(paths, f"{split}-{stem}", b, f"colour image without line art in {split}A/"))
         for stem, a in lines.items():
             b = colours.get(stem)
             if b is None and split == "train":
-                rows.append(_unpaired(f"{split}-{stem}", a, "no colour pair in trainB/ (a training pair needs both)"))
+                rows.append(_unpaired(paths, f"{split}-{stem}", a, "no colour pair in trainB/ (a training pair needs both)"))
                 continue
             jobs.append(PairJob(f"{split}-{stem}", stem, a, b, split))
     rows += _run_jobs(paths, jobs, cfg.size, "kaggle")
@@ -307,7 +305,7 @@ def ingest_folder(paths: Paths, cfg: ScrapeConfig) -> pd.DataFrame:
         raise ConfigError(f"{root} has no lineart/ folder: put the line drawings in {root / 'lineart'} "
                           "(and their colour versions, same file names, in color/)")
     lines, colours = _images(root / "lineart"), _images(root / "color")
-    rows = [_unpaired(stem, p, "colour image without line art in lineart/") for stem, p in colours.items()
+    rows = [_unpaired(paths, stem, p, "colour image without line art in lineart/") for stem, p in colours.items()
             if stem not in lines]
     jobs = [PairJob(stem, stem, p, colours.get(stem), "") for stem, p in lines.items()]
     rows += _run_jobs(paths, jobs, cfg.size, "folder")
