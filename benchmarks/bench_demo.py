@@ -1,6 +1,7 @@
 """Latency of the demo's button: one image, 20 steps, per model, through ``t2p_utils.demo.colorize``.
 
     .venv/bin/python benchmarks/bench_demo.py --profile cpu            # target: <= 1 s per model, 64 px, 2 cores
+    .venv/bin/python benchmarks/bench_demo.py --profile cpu --backend torch   # the UNet on PyTorch, for comparison
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --runs 9 --threads 2
 
 Models: the trained pipelines of ``models/<profile>/`` (loaded by ``t2p_utils.demo.load_models``,
@@ -10,7 +11,8 @@ either (or with ``--random-weights``), pipelines of the profile's architecture (
 so the same latency. The table says which was used.
 
 Input: the first held-out test character of the profile (or a drawn ellipse), the seed's
-instruction, ``compare.torch_threads`` torch threads (as the app), one warm-up call per model,
+instruction, ``compare.torch_threads`` torch threads (as the app), the UNet run by ``--backend``
+(``auto`` as the app: onnxruntime where it can, see ``t2p_utils.onnx_unet``), one warm-up call per model,
 then the median of ``--runs`` timed calls. The load average is printed with the figures: on a
 shared machine they are an upper bound.
 """
@@ -25,7 +27,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -34,11 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from t2p_utils import demo as D
 from t2p_utils.config import Paths, load_params, section
 from t2p_utils.evaluate import CompareConfig
+from t2p_utils.onnx_unet import OnnxUNet
 
 TARGET_S = 1.0
 
 
-def random_weight_models(profile: str) -> tuple[dict[str, D.LoadedModel], Path]:
+def random_weight_models(profile: str, backend: str = "auto") -> tuple[dict[str, D.LoadedModel], Path]:
     """Two pipelines of ``profile``'s scratch architecture with random weights, saved and loaded like trained ones."""
     from t2p_utils.inference import make_pipeline
     from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
@@ -53,23 +58,24 @@ def random_weight_models(profile: str) -> tuple[dict[str, D.LoadedModel], Path]:
                          offline_clip_tokenizer(), build_unet(cfg.arch, cfg.resolution, **extra), ddpm_scheduler())
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         pipe.save_pretrained(Paths.for_profile(profile, tmp).model(name))
-    return D.load_models(profile, tmp, "cpu"), tmp
+    return D.load_models(profile, tmp, "cpu", backend=backend), tmp
 
 
-def pick_models(profile: str, random_weights: bool = False) -> tuple[dict[str, D.LoadedModel], str, str]:
+def pick_models(profile: str, random_weights: bool = False,
+                backend: str = "auto") -> tuple[dict[str, D.LoadedModel], str, str]:
     """(models, profile whose settings apply, what they are)."""
     if random_weights:
-        models, _ = random_weight_models(profile)
+        models, _ = random_weight_models(profile, backend)
         arch = load_params(profile).get("train", {}).get("arch", "?")
         return models, profile, f"random weights, {profile} architecture ({arch}), built in code (--random-weights)"
-    models = D.load_models(profile, device="cpu")
+    models = D.load_models(profile, device="cpu", backend=backend)
     if any(m.available for m in models.values()):
         return models, profile, f"trained models in models/{profile}/"
     if profile != "smoke":
-        smoke = D.load_models("smoke", device="cpu")
+        smoke = D.load_models("smoke", device="cpu", backend=backend)
         if any(m.available for m in smoke.values()):
             return smoke, "smoke", f"no models in models/{profile}/: the smoke models (models/smoke/), tiny architecture"
-    models, _ = random_weight_models(profile)
+    models, _ = random_weight_models(profile, backend)
     arch = load_params(profile).get("train", {}).get("arch", "?")
     return models, profile, f"no trained models: random weights, {profile} architecture ({arch}), built in code"
 
@@ -83,6 +89,20 @@ def lineart(profile: str, resolution: int) -> tuple[Image.Image | str, str]:
     return im, "a drawn ellipse"
 
 
+def torch_difference(m: D.LoadedModel, call: Any, image: Image.Image) -> int | None:
+    """For a model whose UNet onnxruntime runs: the largest 8-bit difference from the same call on its PyTorch UNet."""
+    fast = m.pipe.unet
+    if not isinstance(fast, OnnxUNet):
+        return None
+    backend = m.backend
+    m.pipe.unet, m.backend = fast.torch_unet, None
+    try:
+        _, reference = call()
+    finally:
+        m.pipe.unet, m.backend = fast, backend
+    return int(np.abs(np.asarray(image, dtype=int) - np.asarray(reference, dtype=int)).max())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu")
@@ -90,12 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: compare.torch_threads)")
     ap.add_argument("--protect", action="store_true", help="time the mask-protected variant")
+    ap.add_argument("--backend", default="auto", choices=D.BACKENDS,
+                    help="what runs the UNet: auto (as the app: onnxruntime where it can), onnx or torch")
     ap.add_argument("--random-weights", action="store_true",
                     help="time pipelines of the profile's architecture with random weights even when trained ones exist")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    models, used_profile, what = pick_models(args.profile, args.random_weights)
+    models, used_profile, what = pick_models(args.profile, args.random_weights, args.backend)
     load_s = time.perf_counter() - t0
     cfg = section(load_params(used_profile), "compare", CompareConfig)
     threads = args.threads if args.threads is not None else cfg.torch_threads
@@ -106,29 +128,32 @@ def main(argv: list[str] | None = None) -> None:
     for m in models.values():
         if not m.available:
             print(f"  unavailable: {m.name}: {m.error}")
-    print(f"input: {src_what}, {resolution} px, {args.steps} steps, torch threads {threads or torch.get_num_threads()}, "
+    print(f"input: {src_what}, {resolution} px, {args.steps} steps, torch threads {threads or torch.get_num_threads()} "
+          "(1 for a model whose UNet onnxruntime runs), "
           f"protect={args.protect}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before")
 
     rows = []
     for m in avail:
-        def call(m: D.LoadedModel = m) -> float:
+        def call(m: D.LoadedModel = m) -> tuple[float, Image.Image]:
             start = time.perf_counter()
-            D.colorize(src, D.SEED_INSTRUCTION, models={m.name: m}, steps=args.steps, seed=0, protect=args.protect,
-                       resolution=resolution, outline_l=cfg.outline_l, threads=threads)
-            return time.perf_counter() - start
+            out = D.colorize(src, D.SEED_INSTRUCTION, models={m.name: m}, steps=args.steps, seed=0, protect=args.protect,
+                             resolution=resolution, outline_l=cfg.outline_l, threads=threads)[0]
+            return time.perf_counter() - start, out.image
 
-        call()  # warm-up
-        times = [call() for _ in range(args.runs)]
-        rows.append((m.name, m.label, statistics.median(times), min(times), max(times)))
+        _, image = call()  # warm-up
+        times = [call()[0] for _ in range(args.runs)]
+        rows.append((m.name, m.label, str(m.backend).split(" (")[0], statistics.median(times), min(times), max(times),
+                     torch_difference(m, call, image)))
     start = time.perf_counter()
     D.colorize(src, D.SEED_INSTRUCTION, models=models, steps=args.steps, seed=0, protect=args.protect,
                resolution=resolution, outline_l=cfg.outline_l, threads=threads)
     all_s = time.perf_counter() - start
 
-    print(f"\n| model | label | median s | min s | max s | <= {TARGET_S:g} s |")
-    print("|---|---|---|---|---|---|")
-    for name, label, med, lo, hi in rows:
-        print(f"| {name} | {label} | {med:.3f} | {lo:.3f} | {hi:.3f} | {'yes' if med <= TARGET_S else 'NO'} |")
+    print(f"\n| model | label | UNet run by | median s | min s | max s | <= {TARGET_S:g} s | max diff vs PyTorch /255 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, label, engine, med, lo, hi, diff in rows:
+        print(f"| {name} | {label} | {engine} | {med:.3f} | {lo:.3f} | {hi:.3f} | {'yes' if med <= TARGET_S else 'NO'} "
+              f"| {'-' if diff is None else diff} |")
     print(f"\nall {len(avail)} models for one click (one call): {all_s:.3f} s; "
           f"load average {os.getloadavg()[0]:.2f} after ({args.runs} timed runs per model)")
 

@@ -24,7 +24,8 @@ every step                 ``config`` (paths, params files, user profiles), ``st
                            ``figures`` (grids, colour ladders, bar charts)
 the report, the runner     ``report`` (``reports/<p>/index.html``), ``pipeline`` (``run_all.sh``),
                            ``repocheck`` (CI's checks of the repository)
-the demo                   ``demo`` (Gradio), ``colab`` (the notebooks' setup cell in Colab)
+the demo                   ``demo`` (Gradio), ``onnx_unet`` (its UNets on onnxruntime on CPU), ``colab``
+                           (the notebooks' setup cell in Colab)
 =========================  ============================================================================
 """
 

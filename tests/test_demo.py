@@ -180,6 +180,20 @@ def test_models_load_once_with_labels_and_unavailable_reasons(demo_root: Paths, 
     assert "ip2p_reference" in text and "unavailable" in text and "failed to load" in text
 
 
+def test_unets_run_on_onnxruntime_with_torch_images_and_torch_on_request(demo_root: Paths,
+                                                                         models: dict[str, D.LoadedModel]) -> None:
+    fast = models["ip2p_clip"]
+    assert fast.backend.name == "onnx" and "onnxruntime" in D.models_markdown("smoke", models, demo_root.root)
+    slow = D.load_models("smoke", demo_root.root, "cpu", backend="torch")["ip2p_clip"]
+    assert slow.backend.name == "torch" and slow.pipe is not fast.pipe  # its own cache entry
+    a, b = (D.colorize(ring_lineart(), "Turn it into a red creature", models={m.name: m}, steps=4, seed=7)[0]
+            for m in (fast, slow))
+    assert np.abs(np.asarray(a.image, dtype=int) - np.asarray(b.image, dtype=int)).max() <= 2
+    assert D.parse_args(["--backend", "torch"]).backend == "torch" and D.parse_args([]).backend == "auto"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        D.load_models("smoke", demo_root.root, "cpu", backend="tpu")
+
+
 def test_no_models_names_the_command_that_trains_them(tmp_root: Path) -> None:
     assert D.load_models("cpu", tmp_root, "cpu") == {}
     msg = D.no_models_message("cpu", tmp_root)
