@@ -22,8 +22,17 @@ def tracked_files(root: Path) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def nbstripout_problems(path: Path) -> list[str]:
+    """What ``nbstripout --verify`` objects to (e.g. cells of an nbformat 4.5 notebook without an ``id``)."""
+    res = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", str(path)], capture_output=True, text=True)
+    if res.returncode == 0:
+        return []
+    return [f"{path}: nbstripout would change it; run `nbstripout {path}` and commit the result"]
+
+
 def notebook_problems(path: Path) -> list[str]:
-    """Outputs, execution counts or missing kernel metadata (papermill needs kernelspec + language_info)."""
+    """Outputs, execution counts, missing kernel metadata (papermill needs kernelspec + language_info), or
+    anything else ``nbstripout --verify`` would change."""
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -39,7 +48,7 @@ def notebook_problems(path: Path) -> list[str]:
             problems.append(f"{path}: metadata lacks {key!r} (papermill needs it)")
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", [])):
         problems.append(f"{path}: no cell tagged 'parameters'")
-    return problems
+    return problems or nbstripout_problems(path)
 
 
 def check(root: Path) -> list[str]:
