@@ -187,6 +187,16 @@ def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> Backe
     return Backend("onnx", _onnx_detail(unet))
 
 
+def engine_of(pipe: Any) -> Backend | None:
+    """What runs ``pipe``'s UNet now (None for a pipeline without a torch-style UNet, e.g. a test fake)."""
+    unet = getattr(pipe, "unet", None)
+    if isinstance(unet, OnnxUNet):
+        return Backend("onnx", _onnx_detail(unet))
+    if isinstance(unet, torch.nn.Module):
+        return Backend("torch", "PyTorch")
+    return None
+
+
 def _onnx_detail(unet: OnnxUNet) -> str:
     threads = f"{unet.threads} threads" if unet.threads > 0 else "a thread per core"
     return f"onnxruntime {unet._ort.__version__} on CPU ({threads}), exported from the saved weights"

@@ -113,8 +113,8 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer"),
     "04_finetune": _COMMON + ("train", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
-    "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "scratch_models", "reference_csv",
-                             "derive", "palette"),
+    "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
+                             "reference_csv", "derive", "palette"),
 }
 
 

@@ -262,3 +262,25 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     pd.testing.assert_frame_equal(first.samples, second.samples)
     assert len(second.sweep) == 2
     assert torch.get_num_threads() == threads  # run_compare restores the thread count it changed
+
+
+def test_unets_on_onnxruntime_score_as_on_pytorch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare.unet_backend: auto runs the UNets on onnxruntime (recorded in the summary and the findings); every
+    score stays within float noise of the PyTorch run, and torch asks for PyTorch."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    paths = make_root(tmp_path)
+    save_tiny_pipeline(paths.model("ip2p_clip"))
+    runs = {}
+    for engine in ("torch", "auto"):
+        cfg = E.CompareConfig(models=["ip2p_clip"], steps=3, max_test=3, sweep_image_guidance=[1.0],
+                              sweep_text_guidance=[5.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
+                              sweep_ids=1, clip_direction=False, unet_backend=engine)
+        runs[engine] = E.run_compare(paths, cfg)  # the default backend: TrainBackend(cfg.unet_backend)
+    assert runs["torch"].summary["unet_engine"] == {"ip2p_clip": "PyTorch"}
+    assert runs["auto"].summary["unet_engine"]["ip2p_clip"].startswith("onnxruntime")
+    assert any(line.startswith("UNets run by:") and "onnxruntime" in line for line in E.findings(runs["auto"]))
+    a, b = (r.samples.set_index(["id", "prompt", "variant"]).sort_index() for r in (runs["torch"], runs["auto"]))
+    for col in ("ssim", "delta_e", "leakage", "line_preservation"):
+        np.testing.assert_allclose(b[col], a[col], atol=0.02 if col != "delta_e" else 0.5)
+    with pytest.raises(ValueError, match="unet_backend must be one of"):
+        E.CompareConfig(unet_backend="tensorrt")
