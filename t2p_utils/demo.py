@@ -573,13 +573,14 @@ class DemoApp:
 
 
 def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "auto",
-               models: dict[str, LoadedModel] | None = None, backend: str = "auto") -> DemoApp:
+               models: dict[str, LoadedModel] | None = None, backend: str | None = None) -> DemoApp:
     """The Gradio app with what it serves (:func:`build_app` returns just the ``gr.Blocks``)."""
     import gradio as gr
 
     paths = Paths.for_profile(profile, root)
     params = load_params(profile, paths.root)
     cfg = section(params, "compare", CompareConfig)
+    backend = backend or cfg.unet_backend  # default: the profile's compare.unet_backend, as 05 runs the models
     models = load_models(profile, paths.root, device, backend=backend) if models is None else models
     avail = [m for m in models.values() if m.available]
     resolution = profile_resolution(profile, paths.root)
@@ -679,14 +680,14 @@ def _pick(gallery: Sequence[tuple[str, str]]) -> Any:
 
 
 def build_app(profile: str = "cpu", root: Path | None = None, device: str = "auto",
-              models: dict[str, LoadedModel] | None = None, backend: str = "auto") -> gr.Blocks:
+              models: dict[str, LoadedModel] | None = None, backend: str | None = None) -> gr.Blocks:
     """The Gradio app for ``profile`` (pipelines loaded once per process); launch it with :func:`launch_demo`."""
     return build_demo(profile, root, device, models, backend).blocks
 
 
 def launch_demo(profile: str = "cpu", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
                 inline: bool | None = None, block: bool = False, root: Path | None = None, device: str = "auto",
-                models: dict[str, LoadedModel] | None = None, backend: str = "auto") -> DemoApp:
+                models: dict[str, LoadedModel] | None = None, backend: str | None = None) -> DemoApp:
     """Build and start the app (127.0.0.1 unless ``host`` says otherwise; a public link only with ``share``).
 
     ``inline=True`` shows it in a notebook cell (JupyterLab, Colab) and returns at once; ``block``
@@ -707,8 +708,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link (needs internet)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="what runs the UNets on CPU: auto (onnxruntime where it can, else PyTorch), onnx or torch")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="what runs the UNets on CPU: auto (onnxruntime where it can, else PyTorch), onnx or torch "
+                        "(default: the profile's compare.unet_backend, auto in every built-in profile)")
     return p.parse_args(argv)
 
 

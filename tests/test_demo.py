@@ -189,7 +189,7 @@ def test_unets_run_on_onnxruntime_with_torch_images_and_torch_on_request(demo_ro
     a, b = (D.colorize(ring_lineart(), "Turn it into a red creature", models={m.name: m}, steps=4, seed=7)[0]
             for m in (fast, slow))
     assert np.abs(np.asarray(a.image, dtype=int) - np.asarray(b.image, dtype=int)).max() <= 2
-    assert D.parse_args(["--backend", "torch"]).backend == "torch" and D.parse_args([]).backend == "auto"
+    assert D.parse_args(["--backend", "torch"]).backend == "torch" and D.parse_args([]).backend is None
     with pytest.raises(ValueError, match="backend must be one of"):
         D.load_models("smoke", demo_root.root, "cpu", backend="tpu")
 
