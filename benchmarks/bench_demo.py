@@ -94,12 +94,12 @@ def torch_difference(m: D.LoadedModel, call: Any, image: Image.Image) -> int | N
     fast = m.pipe.unet
     if not isinstance(fast, OnnxUNet):
         return None
-    backend = m.backend
-    m.pipe.unet, m.backend = fast.torch_unet, None
+    engine = m.engine
+    m.pipe.unet, m.engine = fast.torch_unet, None
     try:
         _, reference = call()
     finally:
-        m.pipe.unet, m.backend = fast, backend
+        m.pipe.unet, m.engine = fast, engine
     return int(np.abs(np.asarray(image, dtype=int) - np.asarray(reference, dtype=int)).max())
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
         _, image = call()  # warm-up
         times = [call()[0] for _ in range(args.runs)]
-        rows.append((m.name, m.label, str(m.backend).split(" (")[0], statistics.median(times), min(times), max(times),
+        rows.append((m.name, m.label, str(m.engine).split(" (")[0], statistics.median(times), min(times), max(times),
                      torch_difference(m, call, image)))
     start = time.perf_counter()
     D.colorize(src, D.SEED_INSTRUCTION, models=models, steps=args.steps, seed=0, protect=args.protect,

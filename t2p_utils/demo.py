@@ -59,7 +59,7 @@ from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, reso
 from .inference import generate, load_pipeline
 from .io import rgb_on_white
 from .manifest import read_manifest
-from .onnx_unet import BACKENDS, Backend, accelerate_unet
+from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet
 from .threads import torch_threads
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ class LoadedModel:
     source: str = ""  # folder or hub id
     pipe: Any = None
     error: str | None = None  # why it is unavailable
-    backend: Backend | None = None  # what runs its UNet (t2p_utils.onnx_unet.accelerate_unet)
+    engine: UNetEngine | None = None  # what runs its UNet (t2p_utils.onnx_unet.accelerate_unet)
 
     @property
     def available(self) -> bool:
@@ -387,7 +387,7 @@ def _load(paths: Paths, device: str, backend: str) -> dict[str, LoadedModel]:
             continue
         log.info("demo: loaded %s from %s on %s in %.1f s; UNet: %s", name, spec.source, dev,
                  time.perf_counter() - t0, engine)
-        out[name] = LoadedModel(name, spec.label, spec.stand_ins, spec.source, pipe, backend=engine)
+        out[name] = LoadedModel(name, spec.label, spec.stand_ins, spec.source, pipe, engine=engine)
     return out
 
 
@@ -432,7 +432,7 @@ def models_markdown(profile: str, models: dict[str, LoadedModel], root: Path | N
     else:
         lines.append(f"**Models ({profile} profile, `{Paths.for_profile(profile, root).models}`):** "
                      + ", ".join(m.label for m in avail) + ". Each column below says which stand-ins it uses.")
-        engines = sorted({str(m.backend) for m in avail if m.backend})
+        engines = sorted({str(m.engine) for m in avail if m.engine})
         if engines:
             lines.append("<small>UNet run by " + "; ".join(engines) + ".</small>")
     for m in models.values():
@@ -494,7 +494,7 @@ def colorize(
     for m in avail:
         t0 = time.perf_counter()
         try:
-            with torch_threads(1 if m.backend and m.backend.name == "onnx" else threads):
+            with torch_threads(1 if m.engine and m.engine.name == "onnx" else threads):
                 out = generate(m.pipe, [image], [text], int(steps), float(text_guidance), float(image_guidance), seed)[0]
             out = out.convert("RGB")
             if out.size != image.size:

@@ -42,7 +42,7 @@ class OnnxUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Backend:
+class UNetEngine:
     """Which engine runs a pipeline's UNet, in words for the page and the benchmark."""
 
     name: str  # "onnx" or "torch"
@@ -162,7 +162,7 @@ class OnnxUNet(torch.nn.Module):
         return UNet2DConditionOutput(sample=out)
 
 
-def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> Backend:
+def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> UNetEngine:
     """Run ``pipe``'s UNet on onnxruntime where it can; returns what runs it.
 
     ``backend``: ``"onnx"`` (fail with :class:`OnnxUnavailable` when it cannot), ``"torch"`` (leave
@@ -171,9 +171,9 @@ def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> Backe
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if isinstance(pipe.unet, OnnxUNet):
-        return Backend("onnx", _onnx_detail(pipe.unet))
+        return UNetEngine("onnx", _onnx_detail(pipe.unet))
     if backend == "torch":
-        return Backend("torch", "PyTorch (asked for)")
+        return UNetEngine("torch", "PyTorch (asked for)")
     try:
         if pipe.unet.device.type != "cpu":
             raise OnnxUnavailable(f"the pipeline is on {pipe.unet.device}, where PyTorch is the fast path")
@@ -182,18 +182,18 @@ def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> Backe
         if backend == "onnx":
             raise exc if isinstance(exc, OnnxUnavailable) else OnnxUnavailable(f"export failed: {exc}") from exc
         log.info("onnx_unet: keeping the PyTorch UNet: %s", exc)
-        return Backend("torch", f"PyTorch (onnxruntime not used: {exc})")
+        return UNetEngine("torch", f"PyTorch (onnxruntime not used: {exc})")
     pipe.unet = unet
-    return Backend("onnx", _onnx_detail(unet))
+    return UNetEngine("onnx", _onnx_detail(unet))
 
 
-def engine_of(pipe: Any) -> Backend | None:
+def engine_of(pipe: Any) -> UNetEngine | None:
     """What runs ``pipe``'s UNet now (None for a pipeline without a torch-style UNet, e.g. a test fake)."""
     unet = getattr(pipe, "unet", None)
     if isinstance(unet, OnnxUNet):
-        return Backend("onnx", _onnx_detail(unet))
+        return UNetEngine("onnx", _onnx_detail(unet))
     if isinstance(unet, torch.nn.Module):
-        return Backend("torch", "PyTorch")
+        return UNetEngine("torch", "PyTorch")
     return None
 
 

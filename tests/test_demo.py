@@ -183,9 +183,9 @@ def test_models_load_once_with_labels_and_unavailable_reasons(demo_root: Paths, 
 def test_unets_run_on_onnxruntime_with_torch_images_and_torch_on_request(demo_root: Paths,
                                                                          models: dict[str, D.LoadedModel]) -> None:
     fast = models["ip2p_clip"]
-    assert fast.backend.name == "onnx" and "onnxruntime" in D.models_markdown("smoke", models, demo_root.root)
+    assert fast.engine.name == "onnx" and "onnxruntime" in D.models_markdown("smoke", models, demo_root.root)
     slow = D.load_models("smoke", demo_root.root, "cpu", backend="torch")["ip2p_clip"]
-    assert slow.backend.name == "torch" and slow.pipe is not fast.pipe  # its own cache entry
+    assert slow.engine.name == "torch" and slow.pipe is not fast.pipe  # its own cache entry
     a, b = (D.colorize(ring_lineart(), "Turn it into a red creature", models={m.name: m}, steps=4, seed=7)[0]
             for m in (fast, slow))
     assert np.abs(np.asarray(a.image, dtype=int) - np.asarray(b.image, dtype=int)).max() <= 2

@@ -80,8 +80,8 @@ def _lineart() -> Image.Image:
 
 def test_pipeline_images_match_torch_and_repeat_exactly() -> None:
     torch_pipe, onnx_pipe = _pipe(text_time=True), _pipe(text_time=True)
-    backend = O.accelerate_unet(onnx_pipe, "onnx")
-    assert backend.name == "onnx" and "onnxruntime" in str(backend) and isinstance(onnx_pipe.unet, O.OnnxUNet)
+    engine = O.accelerate_unet(onnx_pipe, "onnx")
+    assert engine.name == "onnx" and "onnxruntime" in str(engine) and isinstance(onnx_pipe.unet, O.OnnxUNet)
     assert O.accelerate_unet(onnx_pipe, "auto").name == "onnx"  # already accelerated: kept, not wrapped twice
     assert isinstance(onnx_pipe.unet.torch_unet, torch.nn.Module) and not isinstance(onnx_pipe.unet.torch_unet, O.OnnxUNet)
     images, prompts = [_lineart()] * 3, ["make it red", "make it blue", ""]
