@@ -59,7 +59,7 @@ from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, reso
 from .inference import generate, load_pipeline
 from .io import rgb_on_white
 from .manifest import read_manifest
-from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet
+from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet, torch_threads_beside
 from .threads import torch_threads
 
 if TYPE_CHECKING:
@@ -494,7 +494,7 @@ def colorize(
     for m in avail:
         t0 = time.perf_counter()
         try:
-            with torch_threads(1 if m.engine and m.engine.name == "onnx" else threads):
+            with torch_threads(torch_threads_beside(m.pipe, threads)):
                 out = generate(m.pipe, [image], [text], int(steps), float(text_guidance), float(image_guidance), seed)[0]
             out = out.convert("RGB")
             if out.size != image.size:

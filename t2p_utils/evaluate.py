@@ -48,7 +48,7 @@ from .config import Paths, load_params, resolve_device, section  # noqa: F401  (
 from .derive import derived_counts
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
-from .onnx_unet import BACKENDS, accelerate_unet, engine_of
+from .onnx_unet import BACKENDS, accelerate_unet, engine_of, torch_threads_beside
 from .progress import tqdm
 from .reference_csv import read_reference_csv
 from .standins import PRETRAINED_IP2P, SCRATCH_STAND_IN, captioner_stand_in, clip_label
@@ -180,9 +180,7 @@ class TrainBackend:
                  text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
         from .inference import generate
 
-        engine = engine_of(pipe)
-        # a UNet on onnxruntime: torch (VAE, text encoder) on one thread, its idle workers off the busy cores
-        with torch_threads(1 if engine is not None and engine.name == "onnx" else None):
+        with torch_threads(torch_threads_beside(pipe, None)):
             return generate(pipe, images, prompts, steps, text_guidance, image_guidance, seed)
 
 

@@ -83,8 +83,9 @@ class OnnxUNet(torch.nn.Module):
     def __init__(self, unet: torch.nn.Module, threads: int = 0) -> None:
         super().__init__()
         self._ort = _onnxruntime()
-        if next(unet.parameters()).dtype != torch.float32:
-            raise OnnxUnavailable(f"the UNet is {next(unet.parameters()).dtype}, the ONNX path exports fp32 only")
+        dtype = next(unet.parameters()).dtype
+        if dtype != torch.float32:
+            raise OnnxUnavailable(f"the UNet is {dtype}, the ONNX path exports fp32 only")
         n_params = sum(p.numel() for p in unet.parameters())
         if n_params > MAX_ONNX_PARAMS:
             raise OnnxUnavailable(f"the UNet has {n_params / 1e6:.0f} M parameters (> {MAX_ONNX_PARAMS / 1e6:.0f} M: "
@@ -104,6 +105,11 @@ class OnnxUNet(torch.nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return torch.float32
+
+    @property
+    def engine(self) -> UNetEngine:
+        threads = f"{self.threads} threads" if self.threads > 0 else "a thread per core"
+        return UNetEngine("onnx", f"onnxruntime {self._ort.__version__} on CPU ({threads}), exported from the saved weights")
 
     def _export(self, hw: tuple[int, int]) -> bytes:
         cfg = self.config
@@ -171,7 +177,7 @@ def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> UNetE
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if isinstance(pipe.unet, OnnxUNet):
-        return UNetEngine("onnx", _onnx_detail(pipe.unet))
+        return pipe.unet.engine
     if backend == "torch":
         return UNetEngine("torch", "PyTorch (asked for)")
     try:
@@ -184,19 +190,23 @@ def accelerate_unet(pipe: Any, backend: str = "auto", threads: int = 0) -> UNetE
         log.info("onnx_unet: keeping the PyTorch UNet: %s", exc)
         return UNetEngine("torch", f"PyTorch (onnxruntime not used: {exc})")
     pipe.unet = unet
-    return UNetEngine("onnx", _onnx_detail(unet))
+    return unet.engine
 
 
 def engine_of(pipe: Any) -> UNetEngine | None:
     """What runs ``pipe``'s UNet now (None for a pipeline without a torch-style UNet, e.g. a test fake)."""
     unet = getattr(pipe, "unet", None)
     if isinstance(unet, OnnxUNet):
-        return UNetEngine("onnx", _onnx_detail(unet))
+        return unet.engine
     if isinstance(unet, torch.nn.Module):
         return UNetEngine("torch", "PyTorch")
     return None
 
 
-def _onnx_detail(unet: OnnxUNet) -> str:
-    threads = f"{unet.threads} threads" if unet.threads > 0 else "a thread per core"
-    return f"onnxruntime {unet._ort.__version__} on CPU ({threads}), exported from the saved weights"
+def torch_threads_beside(pipe: Any, threads: int | None) -> int | None:
+    """The torch threads to generate with ``pipe``: one when onnxruntime runs its UNet, else ``threads``.
+
+    Torch then runs only the small VAE and text encoder, and its idle OpenMP workers would spin on
+    the cores onnxruntime computes on.
+    """
+    return 1 if isinstance(getattr(pipe, "unet", None), OnnxUNet) else threads

@@ -83,6 +83,7 @@ def test_pipeline_images_match_torch_and_repeat_exactly() -> None:
     engine = O.accelerate_unet(onnx_pipe, "onnx")
     assert engine.name == "onnx" and "onnxruntime" in str(engine) and isinstance(onnx_pipe.unet, O.OnnxUNet)
     assert O.accelerate_unet(onnx_pipe, "auto").name == "onnx"  # already accelerated: kept, not wrapped twice
+    assert O.torch_threads_beside(onnx_pipe, 4) == 1 and O.torch_threads_beside(torch_pipe, 4) == 4
     assert isinstance(onnx_pipe.unet.torch_unet, torch.nn.Module) and not isinstance(onnx_pipe.unet.torch_unet, O.OnnxUNet)
     images, prompts = [_lineart()] * 3, ["make it red", "make it blue", ""]
     want = np.stack([np.asarray(im, dtype=int) for im in generate(torch_pipe, images, prompts, steps=8, seed=5)])
