@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from t2p_utils import flat as F
-from t2p_utils.synthetic import Creature, SYNTH_COLORS, draw_creature
+from t2p_utils.synthetic import SYNTH_COLORS, Creature, draw_creature
 
 INK = (13, 19, 26)
 RED, BLUE = (220, 30, 40), (40, 90, 220)
