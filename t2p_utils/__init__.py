@@ -21,7 +21,8 @@ every step                 ``config`` (paths, params files, user profiles), ``st
 04_finetune                ``train`` (the trainer), ``scratch_models`` (small SD models), ``inference``,
                            ``train_report`` (04's tables, figures, model card)
 05_compare                 ``evaluate`` (generation, scoring, colour control), ``metrics``, ``inference``,
-                           ``figures`` (grids, colour ladders, bar charts)
+                           ``figures`` (grids, colour ladders, bar charts), ``flat`` (the drawing coloured
+                           flat at its own size), ``drawing`` (the test characters at that size)
 the report, the runner     ``report`` (``reports/<p>/index.html``), ``pipeline`` (``run_all.sh``),
                            ``repocheck`` (CI's checks of the repository)
 the demo                   ``demo`` (Gradio), ``onnx_unet`` (its UNets on onnxruntime on CPU), ``colab``

@@ -8,9 +8,20 @@ the reference captions CSV (``paths.reference_captions``):
 * ``counterfactual`` -- asks for colours the character does not have; no ground truth exists,
   so it is scored on its text (colour adherence) and on the line art (leakage, lines).
 
-Each output is scored twice: ``raw`` (what the pipeline produced) and ``protected`` (outline
-and background copied back from the line art after generation, :func:`t2p_utils.metrics.protect`),
-a variant beyond the seed that removes failure mode 1 by construction and shows what is left.
+Each output is scored as four variants:
+
+* ``raw`` -- what the pipeline produced, at the model's resolution;
+* ``protected`` -- outline and background copied back from the line art after generation
+  (:func:`t2p_utils.metrics.protect`), a variant beyond the seed that removes failure mode 1 by construction;
+* ``upsampled`` -- the raw output resized (bicubic) to the drawing's size (``compare.drawing_size``, 256 px by
+  default; :mod:`t2p_utils.drawing`): what a user would get by simply enlarging it;
+* ``flat`` -- the drawing coloured flat at its own size (:func:`t2p_utils.flat.flat_fill`): each closed region of
+  the line art filled with the model's colour for it, the strokes exactly as drawn, the background as given.
+
+``upsampled`` and ``flat`` are scored against the ground truth rendered at the drawing's size, with outline pixels
+at L* < ``compare.drawing_outline_l``; they also get ``region_purity`` (:func:`t2p_utils.metrics.region_purity`)
+and ``fell_back`` (1 where the flat fill refused the drawing, e.g. strokes with large gaps, and the
+upsampled output stands in).
 
 Models (``compare.models`` in params/<profile>.yaml): ``base`` (zero-shot
 ``timbrooks/instruct-pix2pix``, ``full`` only), ``ip2p_cnn_lstm`` and ``ip2p_clip`` (required,
@@ -46,6 +57,8 @@ from PIL import Image
 from . import metrics as M
 from .config import Paths, load_params, resolve_device, section  # noqa: F401  (section: tests build configs with it)
 from .derive import derived_counts
+from .drawing import DrawingFiles, make_drawings
+from .flat import FlatError, flat_fill, segment
 from .io import atomic_open, atomic_write_image, atomic_write_json
 from .manifest import read_manifest
 from .onnx_unet import BACKENDS, accelerate_unet, engine_of, torch_threads_beside
@@ -57,7 +70,11 @@ from .threads import torch_threads
 log = logging.getLogger(__name__)
 
 PROMPTS: tuple[str, ...] = ("faithful", "counterfactual")
-VARIANTS: tuple[str, ...] = ("raw", "protected")
+VARIANTS: tuple[str, ...] = ("raw", "protected", "upsampled", "flat")
+#: The variants made at the drawing's size (``compare.drawing_size``) and scored against the drawing's ground truth.
+DRAWING_VARIANTS: tuple[str, ...] = ("upsampled", "flat")
+#: The variants colour control is measured on.
+CONTROL_VARIANTS: tuple[str, ...] = ("raw", "flat")
 REQUIRED_MODELS: tuple[str, ...] = ("ip2p_cnn_lstm", "ip2p_clip")
 ZERO_SHOT = "base"
 
@@ -75,8 +92,10 @@ MODEL_LABELS: dict[str, str] = {
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "id", "model", "variant", "prompt", "seed", "instruction", "image",
     "psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "named_share", "clip_direction",
+    "region_purity", "fell_back", "note",
 )
-CONTROL_COLUMNS: tuple[str, ...] = ("id", "model", "template", "asked", "seed", "image", "asked_share", "color_control")
+CONTROL_COLUMNS: tuple[str, ...] = ("id", "model", "variant", "template", "asked", "seed", "image", "asked_share",
+                                    "color_control")
 
 
 class CompareError(RuntimeError):
@@ -108,6 +127,10 @@ class CompareConfig:
     clip_pretrained: str = "openai"
     clip_input_caption: str = "a black and white line drawing of a character"
     outline_l: float = 35.0  # line-art pixels with L* below this are outline (line preservation, protection)
+    # the drawing at its own size (t2p_utils.drawing): the flat and upsampled variants are made and scored at this
+    # size against the ground truth rendered at it; 0 = no drawing-size variants
+    drawing_size: int = 256
+    drawing_outline_l: float = 35.0  # outline pixels of the drawing (L* below this) for its line preservation
     # colour control (the causal test): each colour asked in turn, per template, same seed per character
     control_colors: list[str] = field(default_factory=lambda: list(M.CONTROL_COLORS))
     control_templates: dict[str, str] = field(default_factory=lambda: dict(M.CONTROL_TEMPLATES))
@@ -119,6 +142,8 @@ class CompareConfig:
     unet_backend: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.drawing_size and not 16 <= self.drawing_size <= 1024:
+            raise ValueError(f"compare: drawing_size must be 0 (off) or 16..1024 px, not {self.drawing_size}")
         if self.steps < 1 or self.batch_size < 1 or self.showcase < 1 or self.n_boot < 10:
             raise ValueError("compare: steps, batch_size, showcase must be >= 1 and n_boot >= 10")
         if not self.seeds:
@@ -276,6 +301,7 @@ class TestItem:
     color: Path | None  # the ground truth; None for line art without a colour image (user data)
     lineart: Path
     mask: Path
+    drawing: DrawingFiles | None = None  # the same character at the drawing's size (compare.drawing_size)
 
 
 def showcase_ids(ids: Sequence[str], k: int) -> list[str]:
@@ -338,19 +364,46 @@ def caption_of(instruction: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # scoring
 # ---------------------------------------------------------------------------------------------
+def variant_images(out: Image.Image, images: dict[str, Any], outline_l: float = M.OUTLINE_L
+                   ) -> tuple[dict[str, Image.Image], str]:
+    """Every variant of one output (see the module docstring) and the flat fill's note ("" when it filled).
+
+    ``images``: :func:`_open_item`'s dict; without a ``drawing`` only ``raw`` and ``protected`` are made."""
+    outs: dict[str, Image.Image] = {"raw": out, "protected": M.protect(out, images["lineart"], images["mask"], outline_l)}
+    drawing = images.get("drawing")
+    if drawing is None:
+        return outs, ""
+    size = drawing["lineart"].size
+    outs["upsampled"] = out.resize(size, Image.Resampling.BICUBIC)
+    if drawing["regions"] is None:  # the drawing cannot be flat-filled at all (no stroke): the upsampled one stands in
+        outs["flat"] = outs["upsampled"]
+        return outs, drawing["note"]
+    res = flat_fill(drawing["lineart"], out, drawing["mask"], regions=drawing["regions"])
+    outs["flat"] = res.composite.convert("RGB")
+    return outs, res.fallback
+
+
 def score_output(out: Image.Image, item: TestItem, prompt: str, instruction: str,
-                 images: dict[str, Image.Image], outline_l: float = M.OUTLINE_L) -> dict[str, dict[str, float]]:
-    """Metrics of one output for both variants: ``{"raw": {...}, "protected": {...}}``."""
-    line, mask, gt = images["lineart"], images["mask"], images["color"]
-    outs = {"raw": out, "protected": M.protect(out, line, mask, outline_l)}
+                 images: dict[str, Any], outline_l: float = M.OUTLINE_L, drawing_outline_l: float = M.OUTLINE_L,
+                 variants: tuple[dict[str, Image.Image], str] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of one output for every variant: ``{"raw": {...}, "protected": {...}, "upsampled": ..., "flat": ...}``.
+
+    ``variants``: :func:`variant_images` of this output when the caller made them already."""
+    outs, note = variants or variant_images(out, images, outline_l)
     scores: dict[str, dict[str, float]] = {}
     for variant, img in outs.items():
+        at_drawing = variant in DRAWING_VARIANTS
+        d = images["drawing"] if at_drawing else images
+        thr = drawing_outline_l if at_drawing else outline_l
         if prompt == "faithful":
-            s = M.score_faithful(img, gt, line, mask, instruction, outline_l)
+            s = M.score_faithful(img, d["color"], d["lineart"], d["mask"], instruction, thr)
         else:
             s = {"psnr": math.nan, "ssim": math.nan, "delta_e": math.nan,
-                 **M.score_counterfactual(img, line, mask, instruction, outline_l)}
+                 **M.score_counterfactual(img, d["lineart"], d["mask"], instruction, thr)}
         s["clip_direction"] = math.nan
+        s["region_purity"] = (M.region_purity(img, d["lineart"], regions=d["regions"])
+                              if at_drawing and d["regions"] is not None else math.nan)
+        s["fell_back"] = float(bool(note)) if variant == "flat" else math.nan
         scores[variant] = s
     return scores
 
@@ -361,16 +414,41 @@ def open_rgb(path: Path) -> Image.Image:
         return Image.fromarray(M.to_rgb(im))
 
 
-def _open_item(item: TestItem) -> dict[str, Image.Image]:
+def _open_item(item: TestItem) -> dict[str, Any]:
     with Image.open(item.mask) as mask:
-        return {"color": open_rgb(item.color) if item.color else None, "lineart": open_rgb(item.lineart),
-                "mask": mask.convert("L")}
+        opened: dict[str, Any] = {"color": open_rgb(item.color) if item.color else None,
+                                  "lineart": open_rgb(item.lineart), "mask": mask.convert("L")}
+    if item.drawing is not None:
+        d = item.drawing
+        with Image.open(d.mask) as mask:
+            drawing: dict[str, Any] = {"color": open_rgb(d.color) if d.color else None, "lineart": open_rgb(d.lineart),
+                                       "mask": mask.convert("L"), "note": ""}
+        try:
+            drawing["regions"] = segment(drawing["lineart"], drawing["mask"])
+        except FlatError as exc:
+            log.warning("test id %s: %s (%s): its flat variant is the upsampled output", item.id, exc, d.lineart)
+            drawing["regions"], drawing["note"] = None, str(exc)
+        opened["drawing"] = drawing
+    return opened
+
+
+def _model_size(images: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_open_item`'s images without the drawing: only the model-size variants get made and scored."""
+    return {k: v for k, v in images.items() if k != "drawing"}
+
+
+def with_drawings(paths: Paths, cfg: CompareConfig, items: list[TestItem], seed: int) -> list[TestItem]:
+    """``items`` with their drawings at ``compare.drawing_size`` (made by :func:`t2p_utils.drawing.make_drawings`)."""
+    if not cfg.drawing_size or not items:
+        return items
+    files = make_drawings(paths, [i.id for i in items], cfg.drawing_size, seed)
+    return [dataclasses.replace(i, drawing=files[i.id]) for i in items]
 
 
 def summarise(samples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean and bootstrap 95 % CI per model x variant x prompt x metric; seeds averaged per id first."""
     metric_cols = [c for c in ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence", "named_share",
-                               "clip_direction") if c in samples.columns]
+                               "clip_direction", "region_purity", "fell_back") if c in samples.columns]
     per_id = samples.groupby(["model", "variant", "prompt", "id"], sort=False)[metric_cols].mean().reset_index()
     rows = []
     for (model, variant, prompt), grp in per_id.groupby(["model", "variant", "prompt"], sort=False):
@@ -395,6 +473,7 @@ def paired_differences(samples: pd.DataFrame, models: Sequence[str], n_boot: int
     for variant in VARIANTS:
         pairs += [((a, variant), (b, variant)) for a, b in itertools.combinations(models, 2)]
     pairs += [((m, "protected"), (m, "raw")) for m in models]
+    pairs += [((m, "flat"), (m, "upsampled")) for m in models]  # the fill itself, at one resolution
     rows = []
     for (ma, va), (mb, vb) in pairs:
         for prompt in PROMPTS:
@@ -446,8 +525,9 @@ def output_files(paths: Paths) -> dict[str, Path]:
     }
 
 
-def sample_path(paths: Paths, model: str, prompt: str, sprite_id: str, seed: int) -> Path:
-    return paths.reports / "samples" / model / prompt / f"{sprite_id}_seed{seed}.png"
+def sample_path(paths: Paths, model: str, prompt: str, sprite_id: str, seed: int, variant: str = "raw") -> Path:
+    suffix = "" if variant == "raw" else f"_{variant}"
+    return paths.reports / "samples" / model / prompt / f"{sprite_id}_seed{seed}{suffix}.png"
 
 
 def sweep_path(paths: Paths, model: str, sprite_id: str, ig: float, tg: float) -> Path:
@@ -492,22 +572,29 @@ def _generate_batched(backend: Backend, pipe: Any, images: list[Image.Image], pr
     return outs
 
 
-def control_path(paths: Paths, model: str, template: str, color: str, sprite_id: str, seed: int) -> Path:
-    return paths.reports / "samples" / model / "control" / template / color / f"{sprite_id}_seed{seed}.png"
+def control_path(paths: Paths, model: str, template: str, color: str, sprite_id: str, seed: int,
+                 variant: str = "raw") -> Path:
+    suffix = "" if variant == "raw" else f"_{variant}"
+    return paths.reports / "samples" / model / "control" / template / color / f"{sprite_id}_seed{seed}{suffix}.png"
 
 
-def control_region(images: dict[str, Image.Image], outline_l: float) -> np.ndarray:
+def control_region(images: dict[str, Any], outline_l: float) -> np.ndarray:
     """The character region colour control is measured on: the mask minus the line art's outline."""
     return M.to_mask(images["mask"]) & ~M.outline_mask(images["lineart"], outline_l)
 
 
 def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
-                opened: dict[str, dict[str, Image.Image]]) -> pd.DataFrame:
-    """Colour control of one model: every item x template x colour, one seed per item shared by its colours."""
+                opened: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Colour control of one model: every item x template x colour, one seed per item shared by its colours.
+
+    Measured on the raw outputs (the model's region) and, for items with a drawing, on their flat variant (the
+    drawing's region at its size)."""
     seed = cfg.seeds[0]
     items = items[: cfg.control_max_test] if cfg.control_max_test > 0 else items
     lines = [opened[i.id]["lineart"] for i in items]
     regions = {i.id: control_region(opened[i.id], cfg.outline_l) for i in items}
+    drawn = {i.id: control_region(opened[i.id]["drawing"], cfg.drawing_outline_l) for i in items
+             if opened[i.id].get("drawing") is not None}
     rows: list[dict[str, Any]] = []
     jobs = list(itertools.product(cfg.control_templates.items(), cfg.control_colors))
     outs: dict[tuple[str, str], list[Image.Image]] = {}
@@ -517,54 +604,75 @@ def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
                                                  seed, cfg.text_guidance, cfg.image_guidance)
     for tname in cfg.control_templates:
         for k, item in enumerate(items):
-            per_color = {c: outs[(tname, c)][k] for c in cfg.control_colors}
-            matrix = M.color_control_matrix(per_color, regions[item.id], cfg.control_colors)
-            score = M.color_control(matrix)
-            for c, img in per_color.items():
-                path = control_path(paths, model, tname, c, item.id, seed)
-                atomic_write_image(img, path)
-                rows.append({"id": item.id, "model": model, "template": tname, "asked": c, "seed": seed,
-                             "image": str(path.relative_to(paths.reports)), "asked_share": float(matrix.at[c, c]),
-                             "color_control": score})
+            per_variant = {"raw": ({c: outs[(tname, c)][k] for c in cfg.control_colors}, regions[item.id])}
+            if item.id in drawn:
+                per_variant["flat"] = ({c: variant_images(img, opened[item.id], cfg.outline_l)[0]["flat"]
+                                        for c, img in per_variant["raw"][0].items()}, drawn[item.id])
+            for variant, (per_color, region) in per_variant.items():
+                matrix = M.color_control_matrix(per_color, region, cfg.control_colors)
+                score = M.color_control(matrix)
+                for c, img in per_color.items():
+                    path = control_path(paths, model, tname, c, item.id, seed, variant)
+                    atomic_write_image(img, path)
+                    rows.append({"id": item.id, "model": model, "variant": variant, "template": tname, "asked": c,
+                                 "seed": seed, "image": str(path.relative_to(paths.reports)),
+                                 "asked_share": float(matrix.at[c, c]), "color_control": score})
     return pd.DataFrame(rows, columns=list(CONTROL_COLUMNS))
 
 
+def _control_variant(control: pd.DataFrame) -> pd.DataFrame:
+    """``control`` with a ``variant`` column (control.csv of runs before the flat variant had none: raw)."""
+    return control if "variant" in control.columns else control.assign(variant="raw")
+
+
 def control_per_id(control: pd.DataFrame) -> pd.DataFrame:
-    """One colour-control value per model x template x id, plus template ``all`` (the mean over templates)."""
+    """One colour-control value per model x variant x template x id, plus template ``all`` (the mean over templates)."""
     if control.empty:
-        return pd.DataFrame(columns=["model", "template", "id", "color_control"])
-    per = control.groupby(["model", "template", "id"], sort=False)["color_control"].first().reset_index()
-    both = per.groupby(["model", "id"], sort=False)["color_control"].mean().reset_index().assign(template="all")
+        return pd.DataFrame(columns=["model", "variant", "template", "id", "color_control"])
+    control = _control_variant(control)
+    per = control.groupby(["model", "variant", "template", "id"], sort=False)["color_control"].first().reset_index()
+    both = per.groupby(["model", "variant", "id"], sort=False)["color_control"].mean().reset_index().assign(template="all")
     return pd.concat([per, both[per.columns]], ignore_index=True)
 
 
 def summarise_control(control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Colour control per model and template (and ``all``) as rows of the metrics table (prompt ``control:<template>``)."""
+    """Colour control per model, variant and template (and ``all``) as rows of the metrics table (prompt
+    ``control:<template>``)."""
     rows = []
-    for (model, template), grp in control_per_id(control).groupby(["model", "template"], sort=False):
+    for (model, variant, template), grp in control_per_id(control).groupby(["model", "variant", "template"], sort=False):
         ci = M.bootstrap_ci(grp["color_control"].to_numpy(dtype=np.float64), n_boot=n_boot, seed=seed)
-        rows.append({"model": model, "variant": "raw", "prompt": f"control:{template}", "metric": "color_control",
+        rows.append({"model": model, "variant": variant, "prompt": f"control:{template}", "metric": "color_control",
                      **ci.as_dict()})
     return pd.DataFrame(rows, columns=["model", "variant", "prompt", "metric", "mean", "ci_low", "ci_high", "n"])
 
 
 def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Paired colour-control differences (a - b over the same ids) between every pair of models, per template."""
+    """Paired colour-control differences (a - b over the same ids) between every pair of models, per variant and
+    template, and flat - raw within each model."""
     per = control_per_id(control)
     rows = []
-    for a, b in itertools.permutations(models, 2):
-        if models.index(a) > models.index(b):
-            continue
-        for template in per["template"].unique() if not per.empty else []:
-            sa = per[(per.model == a) & (per.template == template)].set_index("id")["color_control"]
-            sb = per[(per.model == b) & (per.template == template)].set_index("id")["color_control"]
-            if sa.empty or sb.empty:
-                continue
-            d = M.paired_difference(sa, sb, n_boot=n_boot, seed=seed)
-            verdict = ("no clear difference" if d.ci_low <= 0 <= d.ci_high
-                       else f"{a}/raw better" if d.mean > 0 else f"{b}/raw better")
-            rows.append({"a": f"{a}/raw", "b": f"{b}/raw", "prompt": f"control:{template}", "metric": "color_control",
-                         "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n, "verdict": verdict})
+
+    def add(a: str, va: str, b: str, vb: str, template: str) -> None:
+        sa = per[(per.model == a) & (per.variant == va) & (per.template == template)].set_index("id")["color_control"]
+        sb = per[(per.model == b) & (per.variant == vb) & (per.template == template)].set_index("id")["color_control"]
+        if sa.empty or sb.empty:
+            return
+        d = M.paired_difference(sa, sb, n_boot=n_boot, seed=seed)
+        verdict = ("no clear difference" if d.ci_low <= 0 <= d.ci_high
+                   else f"{a}/{va} better" if d.mean > 0 else f"{b}/{vb} better")
+        rows.append({"a": f"{a}/{va}", "b": f"{b}/{vb}", "prompt": f"control:{template}", "metric": "color_control",
+                     "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n, "verdict": verdict})
+
+    templates = list(per["template"].unique()) if not per.empty else []
+    variants = [v for v in CONTROL_VARIANTS if not per.empty and v in set(per["variant"])]
+    for variant in variants:
+        for a, b in itertools.combinations(models, 2):
+            for template in templates:
+                add(a, variant, b, variant, template)
+    if "flat" in variants:
+        for m in models:
+            for template in templates:
+                add(m, "flat", m, "raw", template)
     return pd.DataFrame(rows, columns=["a", "b", "prompt", "metric", "mean_diff", "ci_low", "ci_high", "n", "verdict"])
 
 
@@ -608,7 +716,7 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     faithful = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
                                  [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,
                                  run_cfg.image_guidance)
-    scores = [score_output(o, i, "faithful", i.faithful, opened[i.id], cfg.outline_l)["raw"]
+    scores = [score_output(o, i, "faithful", i.faithful, _model_size(opened[i.id]), cfg.outline_l)["raw"]
               for o, i in zip(faithful, items, strict=True)]
     for k in ("ssim", "delta_e", "leakage", "named_share"):
         out[k] = float(np.nanmean([sc[k] for sc in scores]))
@@ -636,7 +744,7 @@ def run_compare(
     for old in (paths.reports / "figures").glob("*.png"):  # the 05 notebook draws its figures anew after this:
         if old.name.startswith(COMPARE_FIGURES):  # one it no longer draws (no ground truth, a model gone) must go
             old.unlink()
-    items = load_test_items(paths, cfg.max_test)
+    items = with_drawings(paths, cfg, load_test_items(paths, cfg.max_test), int(params.get("seed", 0)))
     specs = resolve_models(paths, cfg, params)
     showcase = showcase_ids([i.id for i in items], cfg.showcase)
     files = output_files(paths)
@@ -698,12 +806,19 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
             for k, (item, out) in enumerate(zip(these, outs, strict=True)):
                 path = sample_path(paths, spec.name, prompt, item.id, seed)
                 atomic_write_image(out, path)
-                scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l)
+                variants = variant_images(out, opened[item.id], cfg.outline_l)
+                images = {v: path for v in variants[0] if v not in ("flat",)}  # protected/upsampled: made from raw
+                if "flat" in variants[0]:
+                    images["flat"] = sample_path(paths, spec.name, prompt, item.id, seed, "flat")
+                    atomic_write_image(variants[0]["flat"], images["flat"])
+                scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l,
+                                      cfg.drawing_outline_l, variants)
                 for variant, s in scores.items():
-                    if clip:
+                    if clip and variant in clip:
                         s["clip_direction"] = float(clip[variant][k])
                     rows.append({"id": item.id, "model": spec.name, "variant": variant, "prompt": prompt, "seed": seed,
-                                 "instruction": instr[k], "image": str(path.relative_to(paths.reports)), **s})
+                                 "instruction": instr[k], "image": str(images[variant].relative_to(paths.reports)),
+                                 **s, "note": variants[1] if variant == "flat" else ""})
         control_parts.append(run_control(paths, cfg, backend, pipe, spec.name, items, opened))
         if spec.name == sweep_model and sweep_items:
             grid = list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance))
@@ -713,7 +828,8 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
                 for item, out in zip(sweep_items, outs, strict=True):
                     path = sweep_path(paths, spec.name, item.id, ig, tg)
                     atomic_write_image(out, path)
-                    s = score_output(out, item, "faithful", item.faithful, opened[item.id], cfg.outline_l)["raw"]
+                    s = score_output(out, item, "faithful", item.faithful, _model_size(opened[item.id]),
+                                     cfg.outline_l)["raw"]
                     sweep_rows.append({"id": item.id, "model": spec.name, "image_guidance": ig, "text_guidance": tg,
                                        "image": str(path.relative_to(paths.reports)),
                                        **{k: s[k] for k in ("delta_e", "leakage", "line_preservation", "adherence")}})
@@ -742,6 +858,8 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         "showcase": showcase,
         "sweep_model": sweep_model,
         "outline_l": cfg.outline_l,
+        "drawing_size": cfg.drawing_size,
+        "drawing_outline_l": cfg.drawing_outline_l,
         "device": device,
         "models": [{**dataclasses.asdict(s), "display": s.display} for s in specs],
         "stand_in": list(dict.fromkeys(x for s in specs for x in s.stand_ins)),
@@ -816,13 +934,14 @@ def control_table(result: CompareResult) -> pd.DataFrame:
     labels = {s.name: s.display for s in result.models}
     cells = m.assign(cell=m.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1),
                      model=m["model"].map(labels), template=m["prompt"].str.removeprefix("control:"))
-    return cells.pivot_table(index="model", columns="template", values="cell", aggfunc="first", sort=False)
+    return cells.pivot_table(index=["model", "variant"], columns="template", values="cell", aggfunc="first",
+                             sort=False)
 
 
 def control_findings(result: CompareResult) -> list[str]:
     """What colour control says, first: whether each model follows colour words, and the paired comparison."""
     m, p = result.metrics, result.paired
-    sel = m[(m["metric"] == "color_control") & (m["prompt"] == "control:all")]
+    sel = m[(m["metric"] == "color_control") & (m["prompt"] == "control:all") & (m["variant"] == "raw")]
     if sel.empty:
         return []
     labels = {s.name: s.display for s in result.models}
@@ -837,7 +956,8 @@ def control_findings(result: CompareResult) -> list[str]:
     if (sel["ci_low"] <= 0.05).all():
         out.append("no model here has learned to follow colour words, so the other metrics compare models that ignore "
                    "the text: they are not a finding about caption sources")
-    pair = p[(p["metric"] == "color_control") & (p["prompt"] == "control:all")]
+    pair = p[(p["metric"] == "color_control") & (p["prompt"] == "control:all") & p["a"].str.endswith("/raw")
+             & p["b"].str.endswith("/raw")]
     for r in pair.itertuples():
         a, b = r.a.split("/")[0], r.b.split("/")[0]
         if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
@@ -848,6 +968,51 @@ def control_findings(result: CompareResult) -> list[str]:
                        "the CNN-LSTM-caption model follows colour words better: the interval excludes 0" if hi < 0 else
                        "no clear difference: the interval includes 0")
             out.append(f"paired colour control, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
+    return out
+
+
+def flat_findings(result: CompareResult) -> list[str]:
+    """What the user gets back: the flat-coloured drawing at its size, next to the raw output enlarged to that size
+    (same resolution, same ground truth), per model; and colour control of the flat drawing next to raw's."""
+    m = result.metrics
+    if "flat" not in set(m["variant"]):
+        return []
+    labels = {s.name: s.display for s in result.models}
+    size = result.summary.get("drawing_size", "?")
+
+    def cell(model: str, variant: str, prompt: str, metric: str, digits: int = 2) -> str | None:
+        sel = m[(m.model == model) & (m.variant == variant) & (m.prompt == prompt) & (m.metric == metric)]
+        if sel.empty or not np.isfinite(sel.iloc[0]["mean"]):
+            return None
+        r = sel.iloc[0]
+        return f"{r['mean']:.{digits}f} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+
+    out = []
+    for spec in result.models:
+        bits = []
+        for metric, name, digits in (("line_preservation", "line fidelity", 2), ("leakage", "background leakage", 3),
+                                     ("region_purity", "region purity", 2), ("delta_e", "ΔE2000", 1),
+                                     ("ssim", "SSIM", 2)):
+            flat, up = cell(spec.name, "flat", "faithful", metric, digits), cell(spec.name, "upsampled", "faithful",
+                                                                                   metric, digits)
+            if flat is not None:
+                bits.append(f"{name} {flat}" + (f" (enlarged raw {up})" if up is not None else ""))
+        if not bits:
+            continue
+        fb = m[(m.model == spec.name) & (m.variant == "flat") & (m.prompt == "faithful") & (m.metric == "fell_back")]
+        fell = f"; the fill refused {fb.iloc[0]['mean']:.0%} of the drawings (strokes with large gaps: the enlarged " \
+               "raw output stands in)" if not fb.empty and fb.iloc[0]["mean"] > 0 else ""
+        out.append(f"the drawing coloured flat at {size} px, {labels.get(spec.name, spec.name)}, faithful instruction: "
+                   + ", ".join(bits) + fell)
+    ctrl = m[(m.metric == "color_control") & (m.prompt == "control:all")]
+    for spec in result.models:
+        raw = ctrl[(ctrl.model == spec.name) & (ctrl.variant == "raw")]
+        flat = ctrl[(ctrl.model == spec.name) & (ctrl.variant == "flat")]
+        if raw.empty or flat.empty:
+            continue
+        r, f = raw.iloc[0], flat.iloc[0]
+        out.append(f"colour control of {labels.get(spec.name, spec.name)}: flat {f['mean']:.3f} [{f['ci_low']:.3f}, "
+                   f"{f['ci_high']:.3f}] vs raw {r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
     return out
 
 
@@ -901,6 +1066,7 @@ def findings(result: CompareResult) -> list[str]:
                    "check the plumbing, not the method")
     out += data_notes(result.summary)
     out += control_findings(result)
+    out += flat_findings(result)
     for prompt, metric in (("faithful", "delta_e"), ("faithful", "adherence"), ("counterfactual", "adherence"),
                            ("faithful", "clip_direction")):
         vals = [(s.name, get(s.name, "raw", prompt, metric)) for s in result.models]

@@ -25,13 +25,18 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .config import Paths
+from .drawing import DrawingFiles, drawing_dir
 from .evaluate import CompareResult, TestItem, load_test_items, open_rgb
 from .io import atomic_path
 from .metrics import HIGHER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
-VARIANT_STYLE = {"raw": {"hatch": "", "alpha": 1.0}, "protected": {"hatch": "//", "alpha": 0.55}}
+VARIANT_STYLE = {"raw": {"hatch": "", "alpha": 1.0}, "protected": {"hatch": "//", "alpha": 0.55},
+                 "upsampled": {"hatch": "..", "alpha": 0.4}, "flat": {"hatch": "xx", "alpha": 0.8}}
+#: What each variant's figures say it shows.
+VARIANT_TITLES = {"raw": "raw outputs", "protected": "mask-protected outputs",
+                  "upsampled": "raw outputs enlarged to the drawing's size", "flat": "flat-coloured drawings"}
 METRIC_TITLES = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
@@ -40,6 +45,7 @@ METRIC_TITLES = {
     "line_preservation": "line preservation",
     "adherence": "colour adherence",
     "clip_direction": "CLIP direction sim.",
+    "region_purity": "region purity",
 }
 
 
@@ -88,7 +94,11 @@ def seed_grid(paths: Paths, result: CompareResult, prompt: str = "faithful", var
     have a ``prompt`` instruction); None when no character has one (own line art without colour images)."""
     seed = int(result.samples["seed"].min())
     s = result.samples
-    s = s[(s.prompt == prompt) & (s.variant == "raw") & (s.seed == seed)]
+    if variant not in set(s["variant"]):
+        log.info("no %s variant in this run", variant)
+        return None
+    # protected is made from the raw image here; the drawing-size variants were saved by 05
+    s = s[(s.prompt == prompt) & (s.variant == ("raw" if variant == "protected" else variant)) & (s.seed == seed)]
     ids = ids or [i for i in result.showcase if i in set(s["id"])] or sorted(set(s["id"]))[: len(result.showcase)]
     if not ids:
         log.info("no %s outputs to show: no test character has a %s instruction", prompt, prompt)
@@ -101,11 +111,13 @@ def seed_grid(paths: Paths, result: CompareResult, prompt: str = "faithful", var
     widths = [1.0, 1.45] + [1.0] * (len(models) + 1)
     fig = Figure(figsize=(1.45 * sum(widths), 1.5 * len(ids) + 0.6))
     axes = fig.subplots(len(ids), len(cols), gridspec_kw={"width_ratios": widths}, squeeze=False)
+    at_drawing = variant in ("upsampled", "flat")
     for r, sid in enumerate(ids):
         item = items[sid]
         line = open_rgb(item.lineart)
         mask = Image.open(item.mask).convert("L")
-        _show(axes[r, 0], line)
+        drawing = _drawing_of(paths, result, sid) if at_drawing else None
+        _show(axes[r, 0], open_rgb(drawing.lineart) if drawing else line)
         axes[r, 0].set_ylabel(sid, fontsize=9)
         tax = axes[r, 1]
         _show(tax, None)
@@ -123,13 +135,29 @@ def seed_grid(paths: Paths, result: CompareResult, prompt: str = "faithful", var
 
                     img = protect(img, line, mask, float(result.summary.get("outline_l", 35.0)))
             _show(axes[r, c], img)
-        _show(axes[r, -1], open_rgb(item.color) if item.color else None, missing="no colour image")
+        truth = drawing.color if drawing else item.color
+        _show(axes[r, -1], open_rgb(truth) if truth else None, missing="no colour image")
     for c, name in enumerate(cols):
         axes[0, c].set_title(wrap(name, 18, 3), fontsize=8.5)
-    what = "mask-protected outputs" if variant == "protected" else f"{variant} outputs"
+    what = VARIANT_TITLES.get(variant, f"{variant} outputs")
+    if at_drawing:
+        what += f" at {result.summary.get('drawing_size', '?')} px"
     fig.suptitle(f"{paths.profile}: {prompt} instructions, {what}, seed {seed}", fontsize=10)
     fig.tight_layout()
     return _save(fig, out or figures_dir(paths) / f"grid_{prompt}_{variant}.png")
+
+
+def _drawing_of(paths: Paths, result: CompareResult, sprite_id: str) -> DrawingFiles | None:
+    """The drawing 05 made for ``sprite_id`` at ``compare.drawing_size`` (None when the run made none)."""
+    size = int(result.summary.get("drawing_size") or 0)
+    if not size:
+        return None
+    d = drawing_dir(paths, size)
+    line = d / "lineart" / f"{sprite_id}.png"
+    if not line.exists():
+        return None
+    color = d / "color" / f"{sprite_id}.png"
+    return DrawingFiles(color if color.exists() else None, line, d / "mask" / f"{sprite_id}.png")
 
 
 def sweep_grid(paths: Paths, result: CompareResult, sprite_id: str | None = None, out: Path | None = None) -> Path:
@@ -176,7 +204,7 @@ def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", o
     if not metrics:
         return None
     models = result.models
-    variants = [v for v in ("raw", "protected") if v in set(m["variant"])]
+    variants = [v for v in VARIANT_STYLE if v in set(m["variant"])]
     ncol = min(3, len(metrics))
     nrow = math.ceil(len(metrics) / ncol)
     fig = Figure(figsize=(3.6 * ncol, 2.7 * nrow + 0.7))
@@ -219,15 +247,18 @@ def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", o
 
 
 def color_ladder(paths: Paths, result: CompareResult, template: str = "body", ids: list[str] | None = None,
-                 out: Path | None = None) -> Path | None:
+                 out: Path | None = None, variant: str = "raw") -> Path | None:
     """The colour ladder: rows = showcase characters x models, columns = line art then each asked colour (one seed).
 
     A model that follows the words changes colour along each row; one that ignores them repeats one image.
+    ``variant``: ``raw`` (the model's outputs) or ``flat`` (the same outputs flat-coloured onto the drawing).
     """
     c = result.control
     if c is None or c.empty:
         return None
-    c = c[c["template"] == template]
+    if "variant" not in c.columns:
+        c = c.assign(variant="raw")
+    c = c[(c["template"] == template) & (c["variant"] == variant)]
     if c.empty:
         return None
     ids = ids or [i for i in result.showcase if i in set(c["id"])]
@@ -240,7 +271,8 @@ def color_ladder(paths: Paths, result: CompareResult, template: str = "body", id
     axes = fig.subplots(len(rows), len(colors) + 1, squeeze=False)
     at = c.set_index(["id", "model", "asked"])["image"]
     for r, (sid, m) in enumerate(rows):
-        _show(axes[r, 0], open_rgb(items[sid].lineart))
+        drawing = _drawing_of(paths, result, sid) if variant == "flat" else None
+        _show(axes[r, 0], open_rgb(drawing.lineart if drawing else items[sid].lineart))
         axes[r, 0].set_ylabel(wrap(f"{sid}\n{m.display}\ncontrol {score.get((m.name, sid), float('nan')):.2f}", 16, 5),
                               fontsize=6.5)
         for k, color in enumerate(colors, start=1):
@@ -249,10 +281,12 @@ def color_ladder(paths: Paths, result: CompareResult, template: str = "body", id
     for k, name in enumerate(["line art", *colors]):
         axes[0, k].set_title(name, fontsize=9)
     example = str(result.summary.get("control_templates", {}).get(template, template))
-    fig.suptitle(f"{paths.profile}: colour ladder ({template}: \"{example}\"), seed {int(c['seed'].min())}",
+    what = "" if variant == "raw" else f", {VARIANT_TITLES.get(variant, variant)}"
+    fig.suptitle(f"{paths.profile}: colour ladder ({template}: \"{example}\"), seed {int(c['seed'].min())}{what}",
                  fontsize=9)
     fig.tight_layout()
-    return _save(fig, out or figures_dir(paths) / f"ladder_{template}.png")
+    suffix = "" if variant == "raw" else f"_{variant}"
+    return _save(fig, out or figures_dir(paths) / f"ladder_{template}{suffix}.png")
 
 
 def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
@@ -261,15 +295,18 @@ def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
         "grid_faithful": seed_grid(paths, result, "faithful"),
         "grid_counterfactual": seed_grid(paths, result, "counterfactual"),
         "grid_faithful_protected": seed_grid(paths, result, "faithful", "protected"),
+        "grid_faithful_flat": seed_grid(paths, result, "faithful", "flat"),
+        "grid_counterfactual_flat": seed_grid(paths, result, "counterfactual", "flat"),
         "bars_faithful": metric_bars(paths, result, "faithful"),
         "bars_counterfactual": metric_bars(paths, result, "counterfactual"),
     }
     if not result.sweep.empty:
         figs["sweep"] = sweep_grid(paths, result)
     for template in dict.fromkeys(result.control["template"]) if not result.control.empty else []:
-        ladder = color_ladder(paths, result, template)
-        if ladder is not None:
-            figs[f"ladder_{template}"] = ladder
+        for variant in ("raw", "flat"):
+            ladder = color_ladder(paths, result, template, variant=variant)
+            if ladder is not None:
+                figs[f"ladder_{template}" + ("" if variant == "raw" else f"_{variant}")] = ladder
     return figs
 
 

@@ -12,9 +12,10 @@ untouched and fills closed regions flat (the "flats" layer). :func:`flat_fill` d
    undilated component (a chamfer distance transform, ``scipy.ndimage.distance_transform_cdt``). Components too thin for the ball (eye
    highlights, specks) keep a label of their own. Regions that touch the image border, or lie mostly outside the
    character mask when one is given, are background.
-2. **Colours**: each region gets the per-channel CIELAB median of the model's output (upsampled bilinearly to the
-   line art's size) over its *interior* pixels, those at least ``margin`` model pixels away from a stroke, where
-   the model's own blurred outline does not reach. Regions smaller than ``min_area`` model pixels carry no colour
+2. **Colours**: each region gets the per-channel CIELAB median of the model's output (upsampled to the
+   line art's size, nearest) over its *interior* pixels, those whose model pixel holds no stroke (``margin`` > 0: and lies
+   that many model pixels away from one), where the model's own blurred outline does not reach; a region with no
+   interior pixel has no colour of its own at the model's resolution and counts as tiny. Regions smaller than ``min_area`` model pixels carry no colour
    of their own at the model's resolution: they take the colour of the region around them
    (``tiny="inherit"``, the default: measured on val sprites with the ground truth as the "model",
    ``benchmarks/bench_flat.py --rules``) or keep the line art's white (``tiny="keep"``).
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 STROKE_LUMA = 128
 #: Radius (px at the line art's size) of the ball of trapped-ball filling: closes stroke gaps up to 2 * GAP px.
 GAP = 2
-#: Interior pixels lie at least this many *model* pixels from a stroke (the model's outline blur).
-MARGIN = 1.0
+#: Interior pixels lie at least this many *model* pixels beyond the model pixels a stroke crosses (0: only those).
+MARGIN = 0.0
 #: Regions under this many model pixels of area are "tiny" (see ``tiny``).
 MIN_AREA = 1.0
 #: How tiny regions are coloured: "inherit" (the colour of the region around them) or "keep" (the line art's).
@@ -284,13 +285,17 @@ def leak_check(regions: Regions, mask: np.ndarray | Image.Image | None = None,
 # --------------------------------------------------------------------------------------------
 # 2. colours
 # --------------------------------------------------------------------------------------------
-def _upsampled_lab(output: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The model's output in CIELAB at the model's size, upsampled bilinearly to ``size`` (W, H): float32 [H, W, 3]."""
+def _upsampled_lab(output: Image.Image | np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.NEAREST
+                   ) -> np.ndarray:
+    """The model's output in CIELAB at the model's size, upsampled to ``size`` (W, H): float32 [H, W, 3].
+
+    Nearest by default: a model pixel's own colour over its footprint, not blended with the (stroke-darkened)
+    neighbours that bilinear interpolation would mix into a small region's pixels."""
     out = _rgba(output)[..., :3]
     lab = rgb2lab(out).astype(np.float32)
     if out.shape[1] == size[0] and out.shape[0] == size[1]:
         return lab
-    chans = [np.asarray(Image.fromarray(lab[..., c], "F").resize(size, Image.Resampling.BILINEAR)) for c in range(3)]
+    chans = [np.asarray(Image.fromarray(lab[..., c], "F").resize(size, resample)) for c in range(3)]
     return np.stack(chans, axis=-1)
 
 
@@ -351,14 +356,15 @@ def region_colors(regions: Regions, output: Image.Image | np.ndarray, *, margin:
     med, _ = region_medians(lab, labels, interior & grid, n)
     missing = np.isnan(med[:, 0])
     missing[0] = False
-    if missing.any():  # small regions the grid missed, or with no interior pixel: every pixel of theirs
-        pick = (labels > 0) & missing[labels] & (interior | ~(np.bincount(labels[interior], minlength=n + 1) > 0)[labels])
-        med_all, _ = region_medians(lab, labels, pick, n)
-        med[missing] = med_all[missing]
+    has_interior = np.bincount(labels[interior], minlength=n + 1) > 0
+    if missing.any():  # small regions the grid missed: all their interior pixels
+        med_all, _ = region_medians(lab, labels, interior & missing[labels], n)
+        med[missing & has_interior] = med_all[missing & has_interior]
+    med[np.isnan(med[:, 0])] = (100.0, 0.0, 0.0)  # no pixel to take a colour from: white (tiny rules below)
     colors = np.clip(np.round(lab2rgb(med[None, 1:].astype(np.float64))[0] * 255.0), 0, 255).astype(np.uint8)
     colors = np.concatenate([np.full((1, 3), 255, np.uint8), colors], axis=0)
     areas = regions.areas.astype(np.float64) / (scale * scale)
-    small = (areas < min_area) & ~regions.background
+    small = ((areas < min_area) | ~has_interior) & ~regions.background
     small[0] = False
     if small.any():
         if tiny == "keep":
@@ -412,16 +418,21 @@ def compose(regions: Regions, colors: np.ndarray, line_rgb: np.ndarray, luma: np
 def flat_fill(lineart: Image.Image | np.ndarray, output: Image.Image | np.ndarray,
               mask: np.ndarray | Image.Image | None = None, *, gap: int = GAP, margin: float = MARGIN,
               min_area: float = MIN_AREA, tiny: str = "inherit", stroke_luma: float = STROKE_LUMA,
-              check_leaks: bool = True) -> FlatResult:
+              check_leaks: bool = True, regions: Regions | None = None) -> FlatResult:
     """The drawing coloured flat at its own size (see the module docstring).
 
     ``lineart``: the drawing (any size; white or transparent background). ``output``: the model's image (any size,
     usually smaller). ``mask``: the character at the drawing's size (optional; improves the background test and the
-    leak check). Raises :class:`FlatError` for a drawing with no stroke; a drawing whose strokes leak returns a
+    leak check). ``regions``: :func:`segment` of this drawing and mask when the caller has it (many outputs of one
+    drawing). Raises :class:`FlatError` for a drawing with no stroke; a drawing whose strokes leak returns a
     result with ``fallback`` set and the raw output, upsampled, as the composite.
     """
     line_rgb, luma, alpha = line_layer(lineart)
-    regions = segment(line_rgb, mask, gap=gap, stroke_luma=stroke_luma, luma=luma)
+    if regions is None:
+        regions = segment(line_rgb, mask, gap=gap, stroke_luma=stroke_luma, luma=luma)
+    elif regions.labels.shape != luma.shape:
+        raise ValueError(f"regions of a {regions.labels.shape[1]}x{regions.labels.shape[0]} drawing given for a "
+                         f"{luma.shape[1]}x{luma.shape[0]} one")
     colors = region_colors(regions, output, margin=margin, min_area=min_area, tiny=tiny)
     why = leak_check(regions, mask) if check_leaks else ""
     if why:

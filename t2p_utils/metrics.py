@@ -24,6 +24,11 @@ and returns one float:
   (Brooks et al. 2023, after StyleGAN-NADA): cosine between the change of the image embedding
   and the change of the caption embedding. Any open_clip model; used on the ``full`` profile.
 
+* :func:`region_purity` -- share of the drawing's closed regions (:func:`t2p_utils.flat.segment`) painted in one
+  basic colour (at least :data:`PURE_SHARE` of a region's interior pixels named with its most common term):
+  a flat colouring scores 1, speckle and noise score near 0, and colour that ignores the drawing's regions
+  (a blotch across a stroke) fails the regions it straddles.
+
 Statistics: :func:`bootstrap_ci` (percentile bootstrap of the mean, seeded) and
 :func:`paired_difference` (bootstrap of the mean of per-id differences between two models).
 """
@@ -285,6 +290,50 @@ def protect(output: ImageLike, lineart: ImageLike, mask: ImageLike, threshold: f
     return Image.fromarray(out)
 
 
+#: A region is pure when at least this share of its interior pixels has one basic colour term.
+PURE_SHARE = 0.9
+#: Regions with fewer interior pixels than this are not judged (eye highlights, specks).
+PURITY_MIN_PIXELS = 16
+
+
+def region_purity(output: ImageLike, lineart: ImageLike, mask: ImageLike | None = None, regions: Any = None,
+                  share: float = PURE_SHARE, min_pixels: int = PURITY_MIN_PIXELS) -> float:
+    """Share of the drawing's non-background regions whose interior is painted in one basic colour term.
+
+    Regions come from :func:`t2p_utils.flat.segment` of ``lineart`` (pass ``regions`` to reuse them); a region's
+    interior is its pixels at least 2 px from a stroke (anti-aliasing and the multiplied line edge excluded), and
+    only regions with ``min_pixels`` interior pixels are judged. NaN when none is.
+    """
+    from .colors import pixel_color_terms
+    from .flat import segment
+
+    a = to_rgb(output)
+    if regions is None:
+        regions = segment(to_rgb(lineart), None if mask is None else to_mask(mask))
+    labels = regions.labels
+    check_same_size(output=a, lineart=labels[..., None])
+    interior = (labels > 0) & ~regions.background[labels]
+    interior &= ~_dilate(regions.stroke, 2)
+    lbl = labels[interior]
+    if lbl.size == 0:
+        return float("nan")
+    terms = pixel_color_terms(a[interior]).astype(np.int64)
+    k = len(BASIC_COLORS)
+    counts = np.bincount(lbl * k + terms, minlength=(regions.n + 1) * k).reshape(regions.n + 1, k)
+    total = counts.sum(axis=1)
+    judged = total >= min_pixels
+    if not judged.any():
+        return float("nan")
+    pure = counts.max(axis=1) >= share * np.maximum(total, 1)
+    return float(pure[judged].mean())
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(m, iterations=r)
+
+
 FAITHFUL_METRICS: tuple[str, ...] = ("psnr", "ssim", "delta_e", "leakage", "line_preservation", "adherence",
                                      "named_share")
 COUNTERFACTUAL_METRICS: tuple[str, ...] = ("adherence", "named_share", "leakage", "line_preservation")
@@ -299,6 +348,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "named_share": True,
     "clip_direction": True,
     "color_control": True,
+    "region_purity": True,
 }
 
 

@@ -114,7 +114,8 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
                                      "palette", "recolor", "cnn_lstm", "tokenizer"),
     "04_finetune": _COMMON + ("train", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
     "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
-                             "reference_csv", "derive", "palette"),
+                             "reference_csv", "derive", "palette", "flat", "drawing", "render", "lineart", "synthetic",
+                             "userdata"),
 }
 
 

@@ -43,7 +43,10 @@ PROFILE_STAND_INS: dict[str, tuple[str, ...]] = {
 #: The word that identifies each profile stand-in in what the steps write.
 STAND_IN_KEYWORDS: tuple[str, ...] = ("synthetic", "scratch", "palette")
 
-FIGURE_ORDER = ("ladder_body", "ladder_part", "grid_faithful", "grid_counterfactual", "sweep", "bars_faithful", "bars_counterfactual")
+#: Figures first by exact name (what a user gets back, the flat drawings, leads), then by prefix.
+FIGURE_ORDER = ("ladder_body_flat", "grid_faithful_flat", "ladder_body", "ladder_part_flat", "ladder_part",
+                "grid_counterfactual_flat", "grid_faithful", "grid_counterfactual", "sweep", "bars_faithful",
+                "bars_counterfactual")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -138,7 +141,17 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
         return "<p>05_compare has not run for this profile: no metrics yet.</p>", [], None
     from .evaluate import control_table
 
+    from .evaluate import flat_findings
+
     parts = []
+    flat = flat_findings(result)
+    if flat:
+        parts.append("<h3>what a user gets back: the drawing coloured flat at its own size</h3>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in flat) + "</ul>")
+        parts.append("<p>Line fidelity: share of the drawing's outline pixels still dark; background leakage: share of "
+                     "background pixels painted; region purity: share of the drawing's closed regions painted in one "
+                     "basic colour; ΔE2000 and SSIM against the ground truth rendered at the drawing's size. The "
+                     "flat-coloured figures lead the figures below.</p>")
     ctrl = control_table(result)
     if not ctrl.empty:
         colors = ", ".join(result.summary.get("control_colors", []))
@@ -160,7 +173,10 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
     n = result.summary.get("n_test", "?")
     parts.append(f"<p>Mean [95% bootstrap interval] over {n} test characters; ↑ higher is better, ↓ lower is better. "
                  "<em>raw</em>: the pipeline's output; <em>protected</em>: outline and background restored from the "
-                 "line art after generation. Per-sample rows: <a href=\"compare_samples.csv\">compare_samples.csv</a>; "
+                 "line art after generation (both at the model's resolution); <em>upsampled</em>: the raw output "
+                 f"enlarged to the drawing's size ({html.escape(str(result.summary.get('drawing_size', '?')))} px); "
+                 "<em>flat</em>: the drawing at that size, each closed region filled with the model's colour for it "
+                 "and the strokes exactly as drawn (t2p_utils.flat) — what a user downloads. Per-sample rows: <a href=\"compare_samples.csv\">compare_samples.csv</a>; "
                  "all statistics: <a href=\"metrics.csv\">metrics.csv</a>, <a href=\"metrics.json\">metrics.json</a>; "
                  "paired differences: <a href=\"paired.csv\">paired.csv</a>; sweep: <a href=\"sweep.csv\">sweep.csv</a>.</p>")
     return "\n".join(parts), findings(result), result
@@ -183,7 +199,9 @@ def _figures(paths: Paths) -> list[Path]:
     rank = {name: i for i, name in enumerate(FIGURE_ORDER)}
 
     def key(p: Path) -> tuple[int, str]:
-        return (next((rank[k] for k in rank if p.stem.startswith(k)), len(rank)), p.name)
+        exact = rank.get(p.stem)
+        return (exact if exact is not None else next((rank[k] for k in rank if p.stem.startswith(k)), len(rank)),
+                p.name)
 
     return sorted(figs, key=key)
 

@@ -91,13 +91,13 @@ def test_showcase_rule_is_an_even_spread() -> None:
 def test_oracle_rows_and_known_values(oracle_run: Any) -> None:
     paths, _cfg, _backend, res = oracle_run
     s = res.samples
-    assert len(s) == 3 * 2 * 2 * 2  # ids x models x variants x prompts (one seed)
+    assert len(s) == 3 * 2 * 4 * 2  # ids x models x variants (raw, protected, upsampled, flat) x prompts (one seed)
     assert sorted(s["id"].unique()) == res.summary["test_ids"] and len(res.summary["test_ids"]) == 3
-    gt = s[(s.model == "ip2p_clip") & (s.prompt == "faithful")]
+    gt = s[(s.model == "ip2p_clip") & (s.prompt == "faithful") & s.variant.isin(["raw", "protected"])]
     assert (gt["psnr"] == math.inf).all() and (gt["delta_e"] == 0).all() and np.allclose(gt["ssim"], 1.0)
     assert (gt["leakage"] == 0).all() and (gt["line_preservation"] == 1).all()
     assert (gt["adherence"] >= 0.5).all()  # the body colour at least is present
-    cf = s[(s.model == "ip2p_clip") & (s.prompt == "counterfactual")]
+    cf = s[(s.model == "ip2p_clip") & (s.prompt == "counterfactual") & (s.variant == "raw")]
     assert (cf["adherence"] == 0).all()  # counterfactual colours are by construction absent from the truth
     assert cf["psnr"].isna().all()
     blank = s[(s.model == "ip2p_cnn_lstm") & (s.variant == "raw")]
@@ -105,6 +105,28 @@ def test_oracle_rows_and_known_values(oracle_run: Any) -> None:
     assert (blank.loc[blank.prompt == "faithful", "delta_e"] > 5).all()
     for rel in s["image"]:
         assert (paths.reports / rel).exists()
+
+
+def test_flat_variant_is_the_drawing_at_its_size_with_known_values(oracle_run: Any) -> None:
+    """The oracle paints the 64 px ground truth: flat-filled onto the 256 px drawing it is nearly the 256 px truth,
+    its strokes exactly the drawing's; the line art returned unchanged stays the drawing (white regions)."""
+    paths, cfg, _backend, res = oracle_run
+    s = res.samples.set_index(["model", "variant", "prompt", "id"])
+    assert cfg.drawing_size == 256 and cfg.drawing_outline_l == 35.0
+    for sid in res.summary["test_ids"]:
+        flat = s.loc[("ip2p_clip", "flat", "faithful", sid)]
+        up = s.loc[("ip2p_clip", "upsampled", "faithful", sid)]
+        assert flat["line_preservation"] == 1.0 and flat["leakage"] < 0.01 and flat["fell_back"] == 0.0
+        assert flat["region_purity"] == 1.0 and flat["delta_e"] < 5.0 and flat["ssim"] > 0.9
+        assert flat["delta_e"] < up["delta_e"] and flat["line_preservation"] > up["line_preservation"]
+        img = Image.open(paths.reports / flat["image"])
+        assert img.size == (256, 256)  # the drawing's size, not the model's 64 px
+        line = np.asarray(Image.open(paths.processed / "drawing256" / "lineart" / f"{sid}.png").convert("RGB"))
+        blank = s.loc[("ip2p_cnn_lstm", "flat", "faithful", sid)]
+        assert blank["line_preservation"] == 1.0 and blank["leakage"] == 0.0
+        same = np.abs(np.asarray(Image.open(paths.reports / blank["image"]).convert("RGB")).astype(int) - line).max(-1) <= 3
+        assert same.mean() > 0.99  # (a sliver of 30-50 px between two outlines may take the 64 px outline's grey)
+        assert np.isnan(s.loc[("ip2p_clip", "raw", "faithful", sid), "region_purity"])
 
 
 def test_summary_means_match_samples_and_paired_sign(oracle_run: Any) -> None:
@@ -132,7 +154,7 @@ def test_files_labels_and_stand_ins(oracle_run: Any) -> None:
     assert any("palette" in x for x in res.summary["stand_in"]) and any("scratch" in x for x in res.summary["stand_in"])
     assert [m.name for m in res.models] == ["ip2p_cnn_lstm", "ip2p_clip"]  # ip2p_reference absent -> skipped
     table = E.headline_table(res)
-    assert list(table.index.get_level_values("variant")) == ["raw", "protected"] * 2
+    assert list(table.index.get_level_values("variant")) == ["raw", "protected", "upsampled", "flat"] * 2
     assert table.loc[("CNN-LSTM captions", "raw"), "leakage ↓"].startswith("0.000 [")
     found = E.findings(res)
     assert found[0].startswith("smoke profile")
@@ -187,8 +209,9 @@ def test_full_profile_adds_zero_shot_base_seeds_and_clip_direction(tmp_path: Pat
     assert base.name == "base" and "timbrooks/instruct-pix2pix" in base.display and base.stand_ins == ()
     assert res.summary["stand_in"] == [] and "CLIP" in res.models[2].display and "stand-in" not in res.models[2].display
     s = res.samples
-    assert len(s) == 3 * 3 * 2 * 2 * 2  # models x ids x variants x prompts x seeds
-    assert s["clip_direction"].notna().all() and s["clip_direction"].between(-1, 1).all()
+    assert len(s) == 3 * 3 * 4 * 2 * 2  # models x ids x variants x prompts x seeds
+    at_model_size = s[s.variant.isin(["raw", "protected"])]
+    assert at_model_size["clip_direction"].notna().all() and at_model_size["clip_direction"].between(-1, 1).all()
     # the base stand-in returns the line art unchanged: no image direction, similarity 0
     assert (s.loc[(s.model == "base") & (s.variant == "raw"), "clip_direction"] == 0).all()
     m = res.metrics.set_index(["model", "variant", "prompt", "metric"])
@@ -250,9 +273,12 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
                           sweep_ids=1, clip_direction=False)
     backend = E.TrainBackend()  # t2p_utils.inference.load_pipeline / generate
     first = E.run_compare(paths, cfg, backend=backend)
-    assert len(first.samples) == 2 * 2 * 2 * 2
+    assert len(first.samples) == 2 * 2 * 4 * 2
     img = Image.open(paths.reports / first.samples["image"].iloc[0])
     assert img.size == (64, 64)
+    flat = first.samples[first.samples.variant == "flat"]
+    assert {Image.open(paths.reports / p).size for p in flat["image"]} == {(256, 256)}
+    assert (flat["line_preservation"] == 1).all()  # the drawing's strokes, exactly
     prot = first.samples[first.samples.variant == "protected"]
     assert (prot["leakage"] == 0).all() and (prot["line_preservation"] == 1).all()
     # identical weights in both folders and per-call seeds -> identical outputs for both models
