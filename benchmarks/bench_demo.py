@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_demo.py --profile cpu            # target: <= 1 s per model, 64 px, 2 cores
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --backend torch   # the UNet on PyTorch, for comparison
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --runs 9 --threads 2
+    .venv/bin/python benchmarks/bench_demo.py --profile cpu --drawing-size 1024   # the flat view of a 1024 px drawing
 
 Models: the trained pipelines of ``models/<profile>/`` (loaded by ``t2p_utils.demo.load_models``,
 as the app does); when there are none, the smoke models (``models/smoke/``); when there are none
@@ -13,8 +14,9 @@ so the same latency. The table says which was used.
 Input: the first held-out test character of the profile (or a drawn ellipse), the seed's
 instruction, ``compare.torch_threads`` torch threads (as the app), the UNet run by ``--backend``
 (``auto`` as the app: onnxruntime where it can, see ``t2p_utils.onnx_unet``), one warm-up call per model,
-then the median of ``--runs`` timed calls. The load average is printed with the figures: on a
-shared machine they are an upper bound.
+then the median of ``--runs`` timed calls. A call includes the flat view at the drawing's own size
+(``t2p_utils.flat``; ``--drawing-size`` scales the input drawing first, to time it on a large upload). The load
+average is printed with the figures: on a shared machine they are an upper bound.
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--protect", action="store_true", help="time the mask-protected variant")
     ap.add_argument("--backend", default="auto", choices=D.BACKENDS,
                     help="what runs the UNet: auto (as the app: onnxruntime where it can), onnx or torch")
+    ap.add_argument("--drawing-size", type=int, default=None,
+                    help="scale the input drawing to this many px (longest side) first: times the flat view of a large "
+                         "upload (default: the drawing as it is)")
     ap.add_argument("--random-weights", action="store_true",
                     help="time pipelines of the profile's architecture with random weights even when trained ones exist")
     args = ap.parse_args(argv)
@@ -123,12 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     threads = args.threads if args.threads is not None else cfg.torch_threads
     resolution = D.profile_resolution(used_profile)
     src, src_what = lineart(used_profile, resolution)
+    if args.drawing_size:
+        im = D.prepare_drawing(src, resolution, max_side=args.drawing_size).square
+        src = im.resize((args.drawing_size, args.drawing_size), Image.Resampling.LANCZOS)
+        src_what += f" scaled to {args.drawing_size} px"
     avail = [m for m in models.values() if m.available]
     print(f"models: {what}; loaded in {load_s:.1f} s")
     for m in models.values():
         if not m.available:
             print(f"  unavailable: {m.name}: {m.error}")
-    print(f"input: {src_what}, {resolution} px, {args.steps} steps, torch threads {threads or torch.get_num_threads()} "
+    print(f"input: {src_what}, models at {resolution} px, {args.steps} steps, torch threads {threads or torch.get_num_threads()} "
           "(1 for a model whose UNet onnxruntime runs), "
           f"protect={args.protect}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before")
 

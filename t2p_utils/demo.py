@@ -9,18 +9,30 @@ and inline from the last cell of ``notebooks/05_compare.ipynb`` (:func:`launch_d
 ``inline=True``). Everything the button does is the pure function :func:`colorize`, which the
 tests and ``benchmarks/bench_demo.py`` call without Gradio:
 
-* :func:`prepare_lineart` turns whatever a browser sends (any size, format or mode; SVG too) into
-  RGB on white, padded to a square (never stretched) and resized to the model resolution;
-  :class:`DemoInputError` carries a human message for what cannot be used;
+* :func:`prepare_drawing` turns whatever a browser sends (any size, format or mode; SVG too, drawn at
+  :data:`SVG_SIDE` px) into the model input, RGB on white, padded to a square (never stretched) and resized to the
+  model resolution, and the drawing at its own size, padded to a square, longest side at most
+  :data:`t2p_utils.flat.MAX_SIDE` (1024 px; larger uploads are scaled down, with a note shown to the user), RGBA
+  when the upload was transparent; :class:`DemoInputError` carries a human message for what cannot be used (a
+  broken file, a blank page, and what step 01's :func:`t2p_utils.userdata.check_lineart` does not take for line
+  art: a photo, a page with no dark line or mostly dark);
 * :func:`load_models` loads every trained pipeline of a profile once per process (labels and
   stand-ins read by :func:`t2p_utils.evaluate.resolve_models`); a folder that fails to load is
   kept as unavailable with its reason;
 * every model colours the same image with the same seed (:func:`t2p_utils.inference.generate`), its
   UNet run by onnxruntime on CPU (:mod:`t2p_utils.onnx_unet`: same weights, ~3x faster; ``--backend
-  torch`` keeps PyTorch); the mask-protected variant restores outline and background from the line art
-  (:func:`t2p_utils.metrics.protect`, outline threshold ``compare.outline_l``);
-* :class:`ColorReadout`: the colours the text names, which of them cover the character
-  (>= 3 % of it, as the study's colour adherence counts them) and the colours actually used.
+  torch`` keeps PyTorch). Each output has three views (:data:`VIEWS`): ``flat`` (the default on the page), the
+  drawing at its own size with its closed regions filled in the model's colours and its lines untouched
+  (:func:`t2p_utils.flat.flat_fill`; strokes with large gaps give the raw output upsampled, with the reason),
+  ``raw``, the model's output, and ``mask-protected``, that output with outline and background restored from the
+  line art (:func:`t2p_utils.metrics.protect`, outline threshold ``compare.outline_l``); the page switches between
+  them without generating again. Downloads (:class:`Downloads`, written atomically to a temporary folder): the
+  coloured PNG of the view shown, the flats layer and the line layer, on a transparent background or on white;
+* exact colours (:mod:`t2p_utils.exact_colors`): a hex code or CSS colour name in the instruction is asked as its
+  nearest basic colour term and painted exactly in the flat view's regions of that term; the page says what was
+  mapped and what became of it;
+* :class:`ColorReadout`, per view, on what that view shows: the colours the text names, which of them cover the
+  character (>= 3 % of it, as the study's colour adherence counts them) and the colours actually used.
 
 Offline: analytics are switched off before Gradio is imported, the default theme's fonts ship
 with Gradio, and nothing is fetched from a CDN (checked by ``tests/test_demo_browser.py``).
@@ -52,15 +64,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from . import flat as F
 from . import metrics as M
 from .colors import color_coverage, color_words, dominant_colors
 from .config import RUNS_DIR, Paths, load_params, resolve_device, section
 from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, resolve_models
+from .exact_colors import ExactMatch, ExactRequest, apply_exact, match_exact, parse_exact
 from .inference import generate, load_pipeline
-from .io import rgb_on_white
+from .io import atomic_write_image, rgb_on_white
 from .manifest import read_manifest
 from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet, torch_threads_beside
 from .threads import torch_threads
+from .userdata import NotLineArt, check_lineart, mask_from_lineart
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -84,8 +99,17 @@ MAX_STEPS = 200
 #: Line-art pixels darker than this (8-bit luminance) are ink; what the ink encloses is the character.
 INK_BELOW = 235
 DEFAULT_RESOLUTION = 64
+#: An SVG has no pixel size of its own: it is drawn this many pixels square (then padded and resized as any upload).
+SVG_SIDE = 512
+#: What a model's column can show: the flat fill at the drawing's size (the default), the model's own output, and
+#: the model's output with outline and background restored from the line art (both at the model's resolution).
+VIEWS: tuple[str, ...] = ("flat", "raw", "mask-protected")
+DEFAULT_VIEW = VIEWS[0]
+#: Height (CSS px) of each model's output image on the page.
+OUTPUT_HEIGHT = 256
 CSS = """
-.t2p-output img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
+.t2p-output img { width: 100% !important; height: 100% !important; object-fit: contain; }
+.t2p-pixelated img { image-rendering: pixelated; }
 .t2p-input img { image-rendering: pixelated; }
 .t2p-readout strong { font-size: 1em !important; }
 """
@@ -101,7 +125,8 @@ class DemoInputError(ValueError):
 def _too_large(w: int, h: int) -> DemoInputError:
     return DemoInputError(
         f"The image is {w} x {h} pixels ({w * h / 1e6:.1f} megapixels); the demo takes at most "
-        f"{MAX_MEGAPIXELS:g} megapixels. Scale it down first (the models work at 64-256 px anyway).")
+        f"{MAX_MEGAPIXELS:g} megapixels. Scale it down first (the models work at 64-256 px and the flat view at "
+        f"{F.MAX_SIDE} px at most anyway).")
 
 
 def _check_size(w: int, h: int) -> None:
@@ -116,14 +141,14 @@ def _looks_like_svg(data: bytes) -> bool:
     return head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head) or b"<svg" in head[:512]
 
 
-def _open_bytes(data: bytes, what: str, resolution: int) -> Image.Image:
+def _open_bytes(data: bytes, what: str, svg_side: int) -> Image.Image:
     if not data:
         raise DemoInputError(f"{what} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art.")
     if _looks_like_svg(data):
         from .render import _svg_to_rgba  # the sprites' own renderer: cairosvg, square, aspect kept
 
         try:
-            return _svg_to_rgba(data, resolution)
+            return _svg_to_rgba(data, svg_side)
         except Exception as exc:  # cairosvg raises many types for broken SVG
             raise DemoInputError(f"{what} looks like an SVG but could not be rendered ({exc}).") from exc
     try:
@@ -161,28 +186,110 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(a, "L" if a.ndim == 2 else ("RGB" if a.shape[2] == 3 else "RGBA"))
 
 
-def _on_white(im: Image.Image) -> Image.Image:
-    """RGB on white: EXIF rotation applied, transparency composited onto white, 16-bit and float modes scaled."""
+def _upright(im: Image.Image) -> Image.Image:
+    """EXIF rotation applied, 16-bit and float modes scaled to 8 bits; transparency kept."""
     try:
         im = ImageOps.exif_transpose(im)
     except (OSError, ValueError, KeyError, TypeError, SyntaxError) as exc:  # broken EXIF must not stop the demo
         log.info("demo: EXIF orientation ignored (%s)", exc)
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         im = _from_array(np.asarray(im))
-    return rgb_on_white(im)  # P/LA/PA/RGB with a transparency key keep their alpha; CMYK, YCbCr, 1, L: opaque
+    return im
 
 
-def to_square(im: Image.Image, resolution: int) -> Image.Image:
-    """Pad to a square with white (the image centred, never stretched), then resize to ``resolution``."""
+def _transparent(im: Image.Image) -> Image.Image | None:
+    """``im`` as RGBA when some of its pixels are transparent, else None (an opaque drawing stays RGB on white)."""
+    if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
+        return None
+    rgba = im.convert("RGBA")
+    return rgba if np.asarray(rgba.getchannel("A")).min() < 255 else None
+
+
+def to_square(im: Image.Image, resolution: int | None) -> Image.Image:
+    """Pad to a square (the image centred, never stretched), then resize to ``resolution`` (None keeps the size).
+
+    RGB is padded with white, RGBA with transparent white.
+    """
     w, h = im.size
     side = max(w, h)
     if (w, h) != (side, side):
-        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        fill = (255, 255, 255, 0) if im.mode == "RGBA" else (255, 255, 255)
+        canvas = Image.new("RGBA" if im.mode == "RGBA" else "RGB", (side, side), fill)
         canvas.paste(im, ((side - w) // 2, (side - h) // 2))
         im = canvas
-    if side != resolution:
+    if resolution is not None and side != resolution:
         im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return im
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """An upload prepared for the demo: what the models see, and the drawing at its own size for the flat fill."""
+
+    model_input: Image.Image  # RGB on white, resolution x resolution (padded to a square, never stretched)
+    square: Image.Image  # padded to a square at the drawing's own size, longest side <= flat.MAX_SIDE: RGB on
+    #                      white, or RGBA (padding transparent) when the upload had transparent pixels
+    size: tuple[int, int]  # the upload's own width and height (an SVG's: as drawn, SVG_SIDE px square)
+    note: str = ""  # "" or how the drawing was scaled down (t2p_utils.flat.fit_size)
+
+    @property
+    def transparent(self) -> bool:
+        return self.square.mode == "RGBA"
+
+
+def _decode(src: Any, svg_side: int) -> Image.Image:
+    """Whatever a caller or browser sends, as a PIL image (any mode, not yet upright)."""
+    if src is None:
+        raise DemoInputError("No line art yet: upload an image or pick a test character from the gallery.")
+    if isinstance(src, Image.Image):
+        _check_size(*src.size)
+        return src
+    if isinstance(src, np.ndarray):
+        return _from_array(src)
+    if isinstance(src, bytes | bytearray | memoryview):
+        return _open_bytes(bytes(src), "The uploaded file", svg_side)
+    if isinstance(src, str | os.PathLike):
+        path = Path(src)
+        if not path.is_file():
+            raise DemoInputError(f"{path} does not exist or is not a file.")
+        if path.stat().st_size > 512 * 2**20:
+            raise DemoInputError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; the demo takes files up to 512 MB.")
+        return _open_bytes(path.read_bytes(), f"The file {path.name}", svg_side)
+    raise DemoInputError(f"Cannot read a line art from a {type(src).__name__}: pass an image, array, bytes or path.")
+
+
+def _check_lineart(rgb: np.ndarray) -> None:
+    """:class:`DemoInputError` for a photo or a page with no (or mostly) dark pixels: step 01's line-art check
+    (:func:`t2p_utils.userdata.check_lineart`), worded for the demo."""
+    try:
+        check_lineart(rgb)
+    except NotLineArt as exc:
+        why = str(exc).partition(": put colour images")[0]  # step 01's advice is about its input folders
+        raise DemoInputError(f"This does not look like line art: {why}. The demo colours drawings with dark "
+                             "outlines on a white or transparent background.") from exc
+
+
+def prepare_drawing(src: Any, resolution: int = DEFAULT_RESOLUTION, max_side: int = F.MAX_SIDE) -> Drawing:
+    """The model input and the drawing at its own size (scaled down to ``max_side`` at most, with a note).
+
+    ``src``: as for :func:`prepare_lineart`. Raises :class:`DemoInputError` for anything that is not a usable
+    image, for a blank page, and for what does not look like line art (a photo, a page with no dark line).
+    """
+    if resolution < 8:
+        raise ValueError(f"resolution must be >= 8, got {resolution}")
+    im = _upright(_decode(src, max(SVG_SIDE, resolution)))
+    on_white = rgb_on_white(im)
+    model_input = to_square(on_white, resolution)
+    if np.asarray(model_input.convert("L")).min() >= 250:
+        raise DemoInputError("The line art is blank (every pixel is white once transparency is made white): "
+                             "upload a drawing with dark outlines.")
+    fitted, note = F.fit_size(on_white, max_side)
+    _check_lineart(np.asarray(fitted))
+    alpha = _transparent(im)
+    if alpha is not None and note:
+        alpha, _ = F.fit_size(alpha, max_side)
+    square = to_square(alpha if alpha is not None else fitted, None)
+    return Drawing(model_input, square, im.size, note)
 
 
 def prepare_lineart(src: Any, resolution: int = DEFAULT_RESOLUTION) -> Image.Image:
@@ -190,33 +297,9 @@ def prepare_lineart(src: Any, resolution: int = DEFAULT_RESOLUTION) -> Image.Ima
 
     ``src``: a PIL image, a numpy array (uint8, 16-bit, float in 0..1 or bool ink), encoded bytes
     (PNG, JPEG, WebP, GIF, BMP, TIFF, ... or SVG) or a path to such a file. Raises
-    :class:`DemoInputError` for anything that is not a usable image.
+    :class:`DemoInputError` for anything that is not a usable image (:func:`prepare_drawing`).
     """
-    if resolution < 8:
-        raise ValueError(f"resolution must be >= 8, got {resolution}")
-    if src is None:
-        raise DemoInputError("No line art yet: upload an image or pick a test character from the gallery.")
-    if isinstance(src, Image.Image):
-        _check_size(*src.size)
-        im = src
-    elif isinstance(src, np.ndarray):
-        im = _from_array(src)
-    elif isinstance(src, bytes | bytearray | memoryview):
-        im = _open_bytes(bytes(src), "The uploaded file", resolution)
-    elif isinstance(src, str | os.PathLike):
-        path = Path(src)
-        if not path.is_file():
-            raise DemoInputError(f"{path} does not exist or is not a file.")
-        if path.stat().st_size > 512 * 2**20:
-            raise DemoInputError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; the demo takes files up to 512 MB.")
-        im = _open_bytes(path.read_bytes(), f"The file {path.name}", resolution)
-    else:
-        raise DemoInputError(f"Cannot read a line art from a {type(src).__name__}: pass an image, array, bytes or path.")
-    out = to_square(_on_white(im), resolution)
-    if np.asarray(out.convert("L")).min() >= 250:
-        raise DemoInputError("The line art is blank (every pixel is white once transparency is made white): "
-                             "upload a drawing with dark outlines.")
-    return out
+    return prepare_drawing(src, resolution).model_input
 
 
 def check_instruction(instruction: Any) -> str:
@@ -276,9 +359,16 @@ class ColorReadout:
 
 
 def read_colors(output: Image.Image | np.ndarray, instruction: str, region: np.ndarray,
-                min_share: float = M.MIN_COLOR_SHARE) -> ColorReadout:
-    """The read-out of one output over ``region`` (bool [H, W]; pass the character minus its outline)."""
+                min_share: float = M.MIN_COLOR_SHARE, max_pixels: int | None = None) -> ColorReadout:
+    """The read-out of one output over ``region`` (bool [H, W]; pass the character minus its outline).
+
+    ``max_pixels``: read a regular grid of at most about this many pixels (a large flat-coloured drawing gives the
+    same shares from a sample); None reads every pixel.
+    """
     rgb = M.to_rgb(output)
+    if max_pixels is not None and rgb.shape[0] * rgb.shape[1] > max_pixels:
+        step = int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / max_pixels)))
+        rgb, region = rgb[::step, ::step], np.asarray(region)[::step, ::step]
     cov = color_coverage(rgb, region)
     asked = tuple(color_words(instruction))
     return ColorReadout(asked, {c: cov[c] for c in asked}, tuple(dominant_colors(rgb, region, min_share)), min_share)
@@ -313,24 +403,72 @@ class LoadedModel:
 
 @dataclass
 class ModelOutput:
-    """What one model made of one request."""
+    """What one model made of one request: the three views, their colour read-outs and the layers.
+
+    ``image`` / ``readout``: the model's output at its resolution, mask-protected when ``protected`` (as before the
+    flat view existed). ``flat``: the drawing at its own size, flat-coloured, or the raw output upsampled when the
+    drawing could not be flat-coloured (``flat_note`` says why; never a flooded page).
+    """
 
     name: str
     label: str
     status: str  # stand-in status (LoadedModel.status)
-    image: Image.Image | None  # resolution x resolution RGB; None when generation failed
-    readout: ColorReadout | None
+    image: Image.Image | None  # resolution x resolution RGB (mask-protected when protected); None when generation failed
+    readout: ColorReadout | None  # of image
     seed: int
     protected: bool
     seconds: float
     error: str | None = None
+    raw: Image.Image | None = None  # the model's output, resolution x resolution RGB
+    protected_image: Image.Image | None = None  # raw with outline and background restored from the line art
+    flat: Image.Image | None = None  # at the drawing's size (RGBA when the drawing was transparent)
+    flat_result: F.FlatResult | None = field(default=None, repr=False)  # regions and layers; None when unsegmentable
+    flat_note: str = ""  # why ``flat`` is the raw output upsampled ("" when it is flat-coloured)
+    size_note: str = ""  # how the drawing was scaled down for the flat view ("" when kept at its size)
+    readouts: dict[str, ColorReadout] = field(default_factory=dict)  # per view (VIEWS), computed on what it shows
+    request: ExactRequest | None = None  # the exact colours of the instruction
+    exact: tuple[ExactMatch, ...] = ()  # what became of each of them in ``flat``
 
-    def markdown(self) -> str:
+    @property
+    def flat_ok(self) -> bool:
+        return self.flat_result is not None and self.flat_result.ok
+
+    def view(self, name: str = DEFAULT_VIEW) -> Image.Image | None:
+        """The image of one view (:data:`VIEWS`)."""
+        return {"flat": self.flat, "raw": self.raw, "mask-protected": self.protected_image}[_check_view(name)]
+
+    def flats(self, transparent: bool = True) -> Image.Image | None:
+        """The flats layer (RGBA with a transparent background, or RGB on white); None when not flat-coloured."""
+        return self.flat_result.flats(transparent) if self.flat_ok and self.flat_result else None
+
+    def lines(self, transparent: bool = True) -> Image.Image | None:
+        """The line layer (RGBA, alpha = darkness, or the drawing on white); None when the drawing had no strokes."""
+        return self.flat_result.lines(transparent) if self.flat_result is not None else None
+
+    def markdown(self, view: str = DEFAULT_VIEW) -> str:
+        """The read-out under the image of ``view``: asked and used colours, exact colours, notes, seed and time."""
         if self.error:
             return f"⚠️ {self.error}"
-        assert self.readout is not None
-        variant = "mask-protected" if self.protected else "raw"
-        return f"{self.readout.markdown()}  \n<small>{variant}, seed {self.seed}, {self.seconds:.2f} s</small>"
+        readout = self.readouts.get(_check_view(view)) or self.readout
+        assert readout is not None
+        lines = [readout.markdown()]
+        if self.request:
+            if view == "flat":
+                lines += [f"**exact:** {m.describe()}" for m in self.exact]
+            else:
+                lines.append("<small>exact colours are painted in the flat view only</small>")
+        if view == "flat" and self.flat_note:
+            lines.append(f"⚠️ not flat-coloured, the model's output upsampled instead: {self.flat_note}")
+        img = self.view(view)
+        size = f" {img.width}×{img.height}," if img is not None else ""
+        lines.append(f"<small>{view},{size} seed {self.seed}, {self.seconds:.2f} s</small>")
+        return "  \n".join(lines)
+
+
+def _check_view(name: str) -> str:
+    if name not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(VIEWS)}, not {name!r}")
+    return name
 
 
 _CACHE: dict[tuple[str, str, str, str], dict[str, LoadedModel]] = {}
@@ -458,16 +596,25 @@ def colorize(
     outline_l: float = M.OUTLINE_L,
     mask: np.ndarray | Image.Image | None = None,
     threads: int | None = None,
+    max_side: int = F.MAX_SIDE,
 ) -> list[ModelOutput]:
     """Colour ``lineart`` as ``instruction`` says with every available model, one seed for all.
 
-    ``seed=None`` draws a random seed (reported in each output). ``protect`` restores outline
-    (line-art L* < ``outline_l``) and background (outside the character) from the line art.
-    ``mask``: the character region; by default derived from the line art (:func:`character_mask`).
-    ``threads``: torch intra-op threads during generation (None leaves torch's setting); a model whose
-    UNet onnxruntime runs uses one torch thread (VAE, text encoder), so that torch's idle OpenMP
-    workers do not spin on the cores onnxruntime computes on.
-    Raises :class:`DemoInputError` for unusable input or when no model is available; a model
+    Each output has three views (:data:`VIEWS`): ``flat``, the drawing at its own size (padded to a square; longest
+    side ``max_side`` at most, larger drawings are scaled down with a note) with its closed regions filled flat in the
+    model's colours (:func:`t2p_utils.flat.flat_fill`), and the model's own output at ``resolution``, ``raw`` and
+    ``mask-protected`` (outline, line-art L* < ``outline_l``, and background restored from the line art).
+    ``protect`` says which of the two is ``image`` / ``readout``.
+
+    Exact colours (hex codes, CSS names; :mod:`t2p_utils.exact_colors`): the models are asked with each one's basic
+    term, and the flat view paints the regions of that term in the exact colour.
+
+    ``seed=None`` draws a random seed (reported in each output). ``mask``: the character region at the line art's
+    size; by default derived from the line art (:func:`character_mask` for the model's views, step 01's
+    :func:`t2p_utils.userdata.mask_from_lineart` for the flat fill's leak check). ``threads``: torch intra-op
+    threads during generation (None leaves torch's setting); a model whose UNet onnxruntime runs uses one torch
+    thread (VAE, text encoder), so that torch's idle OpenMP workers do not spin on the cores onnxruntime computes on.
+    Raises :class:`DemoInputError` for unusable input (a blank page, a photo) or when no model is available; a model
     that fails while generating gives an output with ``error`` set and the others still run.
     """
     text = check_instruction(instruction)
@@ -480,35 +627,71 @@ def colorize(
         reasons = "; ".join(f"{m.name}: {m.error}" for m in models.values())
         raise DemoInputError("No model is available to colour with" + (f" ({reasons})." if reasons else
                                                                        ": train them with ./run_all.sh <profile>."))
-    image = prepare_lineart(lineart, resolution)
+    request = parse_exact(text)
+    asked = request.text  # what the models are asked: each exact colour as its basic term
+    drawing = prepare_drawing(lineart, resolution, max_side)
+    image = drawing.model_input
+    side = drawing.square.width
     if mask is None:
         region = character_mask(image)
+        flat_mask = mask_from_lineart(np.asarray(rgb_on_white(drawing.square)))[0]
     else:
         m = mask if isinstance(mask, Image.Image) else Image.fromarray(M.to_mask(mask).astype(np.uint8) * 255)
         region = M.to_mask(to_square(m.convert("RGB"), resolution))
+        flat_mask = M.to_mask(to_square(m.convert("RGB"), side))
     outline = M.outline_mask(image, outline_l)
     inside = region & ~outline
     inside = inside if inside.any() else region
+    flat_inside = flat_mask & ~(F.line_layer(drawing.square)[1] < F.STROKE_LUMA)
+    flat_inside = flat_inside if flat_inside.any() else flat_mask
     seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
     outputs: list[ModelOutput] = []
     for m in avail:
         t0 = time.perf_counter()
         try:
             with torch_threads(torch_threads_beside(m.pipe, threads)):
-                out = generate(m.pipe, [image], [text], int(steps), float(text_guidance), float(image_guidance), seed)[0]
-            out = out.convert("RGB")
-            if out.size != image.size:
-                out = out.resize(image.size, Image.Resampling.LANCZOS)
-            if protect:
-                out = M.protect(out, image, region, outline_l)
+                out = generate(m.pipe, [image], [asked], int(steps), float(text_guidance), float(image_guidance), seed)[0]
+            raw = out.convert("RGB")
+            if raw.size != image.size:
+                raw = raw.resize(image.size, Image.Resampling.LANCZOS)
+            protected = M.protect(raw, image, region, outline_l)
+            flat, result, note, exact = _flat_view(drawing, raw, flat_mask, request)
         except Exception as exc:  # one broken model must not take the others down
             log.exception("demo: %s failed to generate", m.name)
             outputs.append(ModelOutput(m.name, m.label, m.status, None, None, seed, protect,
                                        time.perf_counter() - t0, f"{m.label} failed: {_short(exc)}"))
             continue
         seconds = time.perf_counter() - t0
-        outputs.append(ModelOutput(m.name, m.label, m.status, out, read_colors(out, text, inside), seed, protect, seconds))
+        readouts = {"flat": read_colors(flat, asked, flat_inside, max_pixels=F.SAMPLE_PIXELS),
+                    "raw": read_colors(raw, asked, inside), "mask-protected": read_colors(protected, asked, inside)}
+        view = "mask-protected" if protect else "raw"
+        outputs.append(ModelOutput(m.name, m.label, m.status, protected if protect else raw, readouts[view], seed,
+                                   protect, seconds, raw=raw, protected_image=protected, flat=flat, flat_result=result,
+                                   flat_note=note, size_note=drawing.note, readouts=readouts, request=request,
+                                   exact=exact))
     return outputs
+
+
+def _flat_view(drawing: Drawing, raw: Image.Image, mask: np.ndarray,
+               request: ExactRequest) -> tuple[Image.Image, F.FlatResult | None, str, tuple[ExactMatch, ...]]:
+    """(the flat view, its FlatResult or None, why it is not flat-coloured or "", the exact colours' fate).
+
+    A drawing whose strokes leak gives flat_fill's fallback (the raw output upsampled); one it cannot segment at all
+    (:class:`t2p_utils.flat.FlatError`) gives the raw output upsampled here, with flat_fill's message.
+    """
+    try:
+        result = F.flat_fill(drawing.square, raw, mask)
+    except F.FlatError as exc:
+        up = raw.resize(drawing.square.size, Image.Resampling.BICUBIC)
+        return up, None, str(exc), _none_painted(request)
+    matches = match_exact(result, request)
+    result = apply_exact(result, request, matches)
+    return result.composite, result, result.fallback, matches
+
+
+def _none_painted(request: ExactRequest) -> tuple[ExactMatch, ...]:
+    """The exact colours of a request for a drawing with no regions: none is painted."""
+    return tuple(ExactMatch(c, "fallback") for c in request.unique)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,6 +755,81 @@ class DemoApp:
     allowed_paths: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Downloads:
+    """The PNG files the page shows and offers for one click: written on first use, atomically, then kept.
+
+    One instance per click (its own token in the file names), held in the page's session state, so switching the
+    view or the transparent-background option writes at most the files not written yet and regenerates nothing.
+    """
+
+    out_dir: Path
+    results: dict[str, ModelOutput]  # by model name
+    files: dict[tuple[str, str, bool], Path] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def _file(self, name: str, kind: str, transparent: bool, make: Any) -> Path | None:
+        key = (name, kind, transparent)
+        if key not in self.files:
+            img = make()
+            if img is None:
+                return None
+            r = self.results[name]
+            path = self.out_dir / f"t2p_{name}_seed{r.seed}_{kind}{'_transparent' if transparent else ''}_{self.token}.png"
+            atomic_write_image(img, path)
+            self.files[key] = path
+        return self.files[key]
+
+    def coloured(self, name: str, view: str = DEFAULT_VIEW) -> Path | None:
+        """The image of ``view`` (the coloured drawing for ``flat``); None when the model failed."""
+        return self._file(name, _check_view(view), False, lambda: self.results[name].view(view))
+
+    def flats(self, name: str, transparent: bool = True) -> Path | None:
+        """The flats layer; None when the drawing was not flat-coloured."""
+        return self._file(name, "flats", transparent, lambda: self.results[name].flats(transparent))
+
+    def lines(self, name: str, transparent: bool = True) -> Path | None:
+        """The line layer; None when the drawing has no strokes."""
+        return self._file(name, "lines", transparent, lambda: self.results[name].lines(transparent))
+
+
+def run_message(results: Sequence[ModelOutput], steps: int, random: bool = False) -> str:
+    """The line above the outputs: models, seed and steps; how the drawing was scaled; what was asked for exact colours."""
+    used = results[0].seed
+    lines = [f"Done: {len(results)} model(s), seed {used}{' (random)' if random else ''}, {int(steps)} steps."]
+    first = results[0]
+    if first.size_note:
+        lines.append(f"The flat view: {first.size_note}.")
+    if first.request:
+        lines.append("Exact colours: " + "; ".join(first.request.describe())
+                     + f". The models were asked: “{first.request.text}”.")
+    return "  \n".join(lines)
+
+
+def _pixelated(img: Image.Image | None) -> list[str]:
+    """CSS classes of an output image: pixelated when it is shown larger than it is (the model's 64 px)."""
+    small = img is not None and max(img.size) < OUTPUT_HEIGHT
+    return ["t2p-output", "t2p-pixelated"] if small else ["t2p-output"]
+
+
+def _column(r: ModelOutput, files: Downloads, view: str, transparent: bool) -> list[Any]:
+    """The values of one model's column: image, read-out, and the three download buttons."""
+    import gradio as gr
+
+    if r.error:
+        return [gr.update(value=None), r.markdown(view), *[gr.update(visible=False)] * 3]
+    coloured, flats, lines = files.coloured(r.name, view), files.flats(r.name, transparent), files.lines(r.name, transparent)
+    img = r.view(view)
+    assert img is not None and coloured is not None
+    bg = "transparent" if transparent else "white"
+    return [gr.update(value=str(coloured), elem_classes=_pixelated(img)), r.markdown(view),
+            gr.update(value=str(coloured), label=f"Coloured PNG ({view}, {img.width}×{img.height})", visible=True),
+            gr.update(value=str(flats) if flats else None, label=f"Flats layer PNG ({bg} background)",
+                      visible=flats is not None),
+            gr.update(value=str(lines) if lines else None, label=f"Line layer PNG ({bg} background)",
+                      visible=lines is not None)]
+
+
 def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "auto",
                models: dict[str, LoadedModel] | None = None, backend: str | None = None) -> DemoApp:
     """The Gradio app with what it serves (:func:`build_app` returns just the ``gr.Blocks``)."""
@@ -590,10 +848,15 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
     with gr.Blocks(title="t2p: colour line art with text", analytics_enabled=False) as blocks:
         gr.Markdown(
             "# t2p: colour line art with a sentence\n"
-            "Upload a line art (any size; it is padded to a square on white and resized to "
-            f"{resolution} px) or pick a held-out test character, type how it should look, and every trained "
-            "model colours it with the same seed. Under each output: the colours your text names, whether they "
-            "cover the character (✓ hit: at least 3 % of it), and the colours actually used.")
+            "Upload a line art (any size and format; transparent backgrounds stay transparent) or pick a held-out "
+            "test character, type how it should look, and every trained model colours it with the same seed. "
+            f"The models see it padded to a square and resized to {resolution} px; the **flat** view fills the "
+            f"drawing's closed regions with their colours at the drawing's own size (up to {F.MAX_SIDE} px on the "
+            "longest side; larger drawings are scaled down), **raw** is the model's own output and "
+            "**mask-protected** that output with outline and background restored from the line art. Hex codes and "
+            "CSS colour names (“a #3a7bd5 body”, “a teal belly”) are asked as their basic colour and painted "
+            "exactly in the flat view. Under each output: the colours your text names, whether they cover the "
+            "character (✓ hit: at least 3 % of it), and the colours actually used.")
         gr.Markdown(models_markdown(profile, models, paths.root), elem_id="t2p-models")
         with gr.Row():
             with gr.Column(scale=1):
@@ -616,54 +879,64 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="t2p-seed")
                     random_seed = gr.Checkbox(value=False, label="Random seed")
-                protect = gr.Checkbox(value=False, label="Mask-protected: restore outline and background from the line art")
                 button = gr.Button("Colour it", variant="primary", elem_id="t2p-run")
         message = gr.Markdown("", elem_id="t2p-message")
+        with gr.Row():
+            view = gr.Radio(list(VIEWS), value=DEFAULT_VIEW, label="Show", elem_id="t2p-view",
+                            info="flat: at the drawing's size; raw and mask-protected: the model's output")
+            transparent = gr.Checkbox(value=True, label="Transparent background for the layer downloads",
+                                      elem_id="t2p-transparent")
+        shown = gr.State(None)
         outs: list[Any] = []
         with gr.Row(equal_height=False):
             for m in avail:
                 with gr.Column(min_width=180, elem_classes=["t2p-model"]):
                     gr.Markdown(f"**{m.label}**  \n<small>{m.status}</small>")
-                    outs.append(gr.Image(label=m.label, type="pil", format="png", interactive=False, height=256,
-                                         buttons=["download", "fullscreen"], elem_classes=["t2p-output"],
-                                         elem_id=f"t2p-out-{m.name}"))
+                    outs.append(gr.Image(label=m.label, type="filepath", format="png", image_mode=None,
+                                         interactive=False, height=OUTPUT_HEIGHT, buttons=["download", "fullscreen"],
+                                         elem_classes=["t2p-output"], elem_id=f"t2p-out-{m.name}"))
                     outs.append(gr.Markdown("", elem_classes=["t2p-readout"], elem_id=f"t2p-readout-{m.name}"))
-                    outs.append(gr.DownloadButton("Download PNG", visible=False, size="sm",
-                                                  elem_id=f"t2p-download-{m.name}"))
+                    for kind, what in (("download", "Coloured PNG"), ("flats", "Flats layer PNG"),
+                                       ("lines", "Line layer PNG")):
+                        outs.append(gr.DownloadButton(what, visible=False, size="sm", elem_id=f"t2p-{kind}-{m.name}"))
+
+        def columns(files: Downloads, chosen: str, clear: bool) -> list[Any]:
+            values: list[Any] = []
+            for m in avail:
+                values += _column(files.results[m.name], files, chosen, bool(clear))
+            return values
 
         def run(image: Any, text: str, n_steps: float, t_g: float, i_g: float, seed_value: float | None,
-                random: bool, protected: bool) -> list[Any]:
+                random: bool, chosen: str, clear: bool) -> list[Any]:
             keep = [gr.skip()] * len(outs)
             if not avail:
                 gr.Warning(no_models_message(profile, paths.root))
-                return [f"⚠️ {no_models_message(profile, paths.root)}", gr.skip(), *keep]
+                return [f"⚠️ {no_models_message(profile, paths.root)}", gr.skip(), gr.skip(), *keep]
             try:
                 results = colorize(image, text, models=models, steps=int(n_steps), text_guidance=t_g, image_guidance=i_g,
-                                   seed=None if random or seed_value is None else int(seed_value), protect=protected,
+                                   seed=None if random or seed_value is None else int(seed_value),
                                    resolution=resolution, outline_l=cfg.outline_l, threads=cfg.torch_threads)
             except DemoInputError as exc:
                 gr.Warning(str(exc))
-                return [f"⚠️ {exc}", gr.skip(), *keep]
+                return [f"⚠️ {exc}", gr.skip(), gr.skip(), *keep]
             except Exception as exc:  # the app keeps running whatever happens
                 log.exception("demo: request failed")
                 gr.Warning(f"Something went wrong: {_short(exc)}")
-                return [f"⚠️ Something went wrong: {_short(exc)}", gr.skip(), *keep]
-            values: list[Any] = []
-            by_name = {r.name: r for r in results}
-            for m in avail:
-                r = by_name[m.name]
-                if r.image is None:
-                    values += [None, r.markdown(), gr.update(visible=False)]
-                    continue
-                path = out_dir / f"t2p_{r.name}_seed{r.seed}{'_protected' if r.protected else ''}_{uuid.uuid4().hex[:6]}.png"
-                r.image.save(path)
-                values += [r.image, r.markdown(), gr.update(value=str(path), visible=True)]
-            used = results[0].seed
-            note = f"Done: {len(results)} model(s), seed {used}{' (random)' if random else ''}, {int(n_steps)} steps."
-            return [note, used, *values]
+                return [f"⚠️ Something went wrong: {_short(exc)}", gr.skip(), gr.skip(), *keep]
+            files = Downloads(out_dir, {r.name: r for r in results})
+            return [run_message(results, int(n_steps), random), results[0].seed, files,
+                    *columns(files, chosen, clear)]
 
-        button.click(run, inputs=[image_in, instruction, steps, tg, ig, seed, random_seed, protect],
-                     outputs=[message, seed, *outs], concurrency_limit=1)
+        def show(chosen: str, clear: bool, files: Downloads | None) -> list[Any]:
+            """Switch the view or the layers' background: files written from what the last click made."""
+            if files is None:
+                return [gr.skip()] * len(outs)
+            return columns(files, chosen, clear)
+
+        button.click(run, inputs=[image_in, instruction, steps, tg, ig, seed, random_seed, view, transparent],
+                     outputs=[message, seed, shown, *outs], concurrency_limit=1)
+        for control in (view, transparent):
+            control.change(show, inputs=[view, transparent, shown], outputs=outs, show_progress="hidden")
     return DemoApp(blocks, profile, models, gallery, [str(paths.processed), str(out_dir)])
 
 

@@ -43,6 +43,28 @@ def ring_lineart(size: int = 64, width: int = 3, box: tuple[int, int, int, int] 
     return im
 
 
+def creature_lineart(size: int = 256, mode: str = "RGB") -> Image.Image:
+    """A body (ellipse) split by a belly line, with one eye: four closed regions, none over half the page
+    (t2p_utils.flat's leak check takes one region over half the page for a frame)."""
+    im = Image.new(mode, (size, size), "white" if mode == "RGB" else (255, 255, 255, 0))
+    pen = ImageDraw.Draw(im)
+    w = max(2, size // 64)
+    ink = (0, 0, 0) if mode == "RGB" else (0, 0, 0, 255)
+    pen.ellipse((size * 0.12, size * 0.12, size * 0.88, size * 0.88), outline=ink, width=w)
+    pen.line((size * 0.12, size * 0.6, size * 0.88, size * 0.6), fill=ink, width=w)
+    pen.ellipse((size * 0.3, size * 0.3, size * 0.42, size * 0.42), outline=ink, width=w)
+    return im
+
+
+def wide_lineart() -> Image.Image:
+    """A 300 x 200 drawing: an ellipse split by a line."""
+    im = Image.new("RGB", (300, 200), "white")
+    pen = ImageDraw.Draw(im)
+    pen.ellipse((60, 20, 240, 180), outline="black", width=5)
+    pen.line((60, 120, 240, 120), fill="black", width=5)
+    return im
+
+
 class PaintPipe:
     """Stands in for an IP2P pipeline: paints the whole image (outline and background too) in the first
     colour the prompt names, or returns the input unchanged when it names none. ``fail`` raises instead."""
@@ -247,7 +269,9 @@ def test_protected_variant_keeps_outline_dark_and_background_white() -> None:
     assert (_lightness(prot.image)[outline] < 60.0).all()  # protected: every outline pixel dark again
     inside = D.character_mask(line)
     assert (np.asarray(prot.image)[~inside] == 255).all()  # background restored to white
-    assert prot.protected and prot.readout.hits == ("red",) and "mask-protected" in prot.markdown()
+    assert prot.protected and prot.readout.hits == ("red",) and "mask-protected" in prot.markdown("mask-protected")
+    assert prot.image is prot.protected_image and raw.image is raw.raw  # `image`: the view protect asks for
+    np.testing.assert_array_equal(np.asarray(raw.protected_image), np.asarray(prot.image))  # both views, one click
 
 
 def test_random_seed_is_reported_and_shared() -> None:
@@ -269,6 +293,136 @@ def test_out_of_range_settings_are_refused() -> None:
         D.colorize(ring_lineart(), "red", models={"p": painter()}, steps=0)
     with pytest.raises(D.DemoInputError, match="guidance"):
         D.colorize(ring_lineart(), "red", models={"p": painter()}, text_guidance=-1)
+
+
+# ------------------------------------------------------------------------------ the flat view at the drawing's size
+def test_a_256_px_drawing_comes_back_256_px_flat_and_the_raw_output_at_the_models_size() -> None:
+    line = creature_lineart(256)
+    out, = D.colorize(line, "Turn it into a red creature", models={"p": painter()}, resolution=64)
+    assert out.raw.size == out.protected_image.size == out.image.size == (64, 64)
+    assert out.flat.size == (256, 256) and out.flat.mode == "RGB" and out.flat_ok and out.flat_note == ""
+    assert out.size_note == "" and out.view("flat") is out.flat and out.view("raw") is out.raw
+    flat = np.asarray(out.flat)
+    stroke = out.flat_result.regions.stroke
+    np.testing.assert_array_equal(flat[stroke], np.asarray(line)[stroke])  # the lines exactly as drawn
+    assert tuple(flat[100, 128]) == BASIC_PROTOTYPES["red"] and tuple(flat[3, 3]) == (255, 255, 255)
+    # each view has its own read-out, on what it shows
+    assert set(out.readouts) == set(D.VIEWS) and out.readouts["flat"].hits == ("red",)
+    assert "flat, 256×256" in out.markdown() and "raw, 64×64" in out.markdown("raw")
+    with pytest.raises(ValueError, match="view must be one of"):
+        out.view("sepia")
+    wide, = D.colorize(wide_lineart(), "a red thing", models={"p": painter()})
+    assert wide.flat.size == (300, 300)  # padded to a square, as the model input, never stretched
+
+
+def test_a_2000_px_drawing_comes_back_at_max_side_with_a_note() -> None:
+    outs = D.colorize(creature_lineart(2000), "Turn it into a red creature", models={"p": painter()})
+    out = outs[0]
+    assert out.flat.size == (D.F.MAX_SIDE, D.F.MAX_SIDE) == (1024, 1024) and out.raw.size == (64, 64)
+    assert out.flat_ok and "2000x2000" in out.size_note and "1024x1024" in out.size_note
+    assert f"The flat view: {out.size_note}." in D.run_message(outs, 20)
+    d = D.prepare_drawing(wide_lineart().resize((3000, 2000)), 64)  # scaled to fit, then padded
+    assert d.square.size == (1024, 1024) and d.size == (3000, 2000) and "3000x2000" in d.note
+
+
+def test_downloads_are_written_atomically_and_the_layers_have_alpha_when_transparent(tmp_path: Path) -> None:
+    outs = D.colorize(creature_lineart(256), "Turn it into a red creature", models={"p": painter()})
+    files = D.Downloads(tmp_path, {o.name: o for o in outs})
+    name = outs[0].name
+    coloured, raw = files.coloured(name), files.coloured(name, "raw")
+    assert Image.open(coloured).size == (256, 256) and Image.open(raw).size == (64, 64)
+    for transparent, mode in ((True, "RGBA"), (False, "RGB")):
+        flats, lines = files.flats(name, transparent), files.lines(name, transparent)
+        assert flats.is_file() and lines.is_file() and flats != lines
+        with Image.open(flats) as f, Image.open(lines) as li:
+            assert (f.mode, li.mode, f.size, li.size) == (mode, mode, (256, 256), (256, 256))
+            if transparent:
+                assert f.getpixel((3, 3))[3] == 0 and f.getpixel((128, 100)) == (*BASIC_PROTOTYPES["red"], 255)
+                assert li.getpixel((128, 100))[3] == 0 and li.getpixel((128, int(256 * 0.6)))[3] == 255  # ink opaque
+    assert files.flats(name) == files.flats(name, True)  # written once, then kept
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".png"] * 6  # no partial file left behind
+    with pytest.raises(ValueError, match="view must be one of"):
+        files.coloured(name, "sepia")
+
+
+def test_a_transparent_drawing_keeps_its_transparent_background() -> None:
+    out, = D.colorize(creature_lineart(200, "RGBA"), "a red thing", models={"p": painter()})
+    assert out.flat.mode == "RGBA" and out.flat.size == (200, 200)
+    assert out.flat.getpixel((2, 2))[3] == 0 and out.flat.getpixel((100, 80)) == (*BASIC_PROTOTYPES["red"], 255)
+    assert out.raw.mode == "RGB"  # the model saw it on white
+
+
+def test_exact_colours_are_asked_as_basic_terms_painted_exactly_and_reported() -> None:
+    p = painter()
+    outs = D.colorize(creature_lineart(256), "Turn it into a #3a7bd5 creature", models={"p": p})
+    out = outs[0]
+    assert p.pipe.calls[0]["prompt"] == ["Turn it into a blue creature"]  # the model is asked the basic term
+    flat = np.asarray(out.flat)
+    assert tuple(flat[100, 128]) == (58, 123, 213) and tuple(flat[200, 128]) == (58, 123, 213)
+    assert tuple(np.asarray(out.raw)[30, 30]) == BASIC_PROTOTYPES["blue"]  # the raw view: as the model painted
+    assert [m.status for m in out.exact] == ["applied"]
+    assert "painted exactly #3a7bd5 in the 3 regions painted blue" in out.markdown()
+    assert "exact colours are painted in the flat view only" in out.markdown("raw")
+    assert out.readouts["flat"].hits == ("blue",)  # #3a7bd5 is blue to the read-out too
+    msg = D.run_message(outs, 20)
+    assert "#3a7bd5 → asked as “blue”" in msg and "“Turn it into a blue creature”" in msg
+    # a term the model did not paint: nothing changes, and the page says so
+    out, = D.colorize(creature_lineart(256), "Turn it into a red creature with a teal belly", models={"p": painter()})
+    assert out.exact[0].status == "not painted" and "painted no region blue" in out.markdown()
+    assert tuple(np.asarray(out.flat)[100, 128]) == BASIC_PROTOTYPES["red"]
+
+
+def _photo(size: int = 128) -> Image.Image:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:size, :size]
+    rgb = np.stack([x * 2, y * 2, 255 - x - y], -1) + rng.integers(0, 40, (size, size, 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+def test_a_blank_page_a_photo_and_a_page_with_no_dark_line_give_clear_messages() -> None:
+    models = {"p": painter()}
+    with pytest.raises(D.DemoInputError, match="blank"):
+        D.colorize(Image.new("RGB", (256, 256), "white"), "a red thing", models=models)
+    with pytest.raises(D.DemoInputError, match="not look like line art: looks like a colour image") as photo:
+        D.colorize(_photo(), "a red thing", models=models)
+    assert "folder" not in str(photo.value)  # step 01's advice about its input folders is not shown
+    pencil = Image.new("RGB", (256, 256), "white")
+    ImageDraw.Draw(pencil).ellipse((30, 30, 220, 220), outline=(190, 190, 190), width=3)  # too light for a stroke
+    with pytest.raises(D.DemoInputError, match="no outline found"):
+        D.colorize(pencil, "a red thing", models=models)
+    with pytest.raises(D.DemoInputError, match="mostly dark"):
+        D.colorize(Image.new("RGB", (64, 64), (20, 20, 20)), "a red thing", models=models)
+    assert models["p"].pipe.calls == []  # refused before any model ran
+
+
+@pytest.mark.parametrize(("cut", "why"), [
+    ((120, 0, 150, 255), "lies in regions that reach the image border"),  # a 30 px slice out of every stroke
+    ((0, 0, 255, 160), "no closed region"),  # only the bottom arc of the body is left
+])
+def test_strokes_with_big_gaps_fall_back_to_the_raw_output_upsampled_with_the_note(
+        tmp_path: Path, cut: tuple[int, int, int, int], why: str) -> None:
+    line = creature_lineart(256)
+    ImageDraw.Draw(line).rectangle(cut, fill="white")
+    out, = D.colorize(line, "a red thing", models={"p": painter()})
+    assert not out.flat_ok and why in out.flat_note
+    expected = out.raw.resize((256, 256), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(np.asarray(out.flat), np.asarray(expected))  # the raw output, not a blob
+    assert f"not flat-coloured, the model's output upsampled instead: {out.flat_note}" in out.markdown()
+    assert out.flats() is None and out.lines() is not None  # no flats layer to offer; the lines are still the lines
+    files = D.Downloads(tmp_path, {out.name: out})
+    assert files.flats(out.name) is None and files.lines(out.name).is_file() and files.coloured(out.name).is_file()
+
+
+def test_a_drawing_flat_fill_cannot_segment_shows_the_raw_output_with_its_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise D.F.FlatError("no dark stroke found")
+
+    monkeypatch.setattr(D.F, "flat_fill", refuse)
+    out, = D.colorize(creature_lineart(128), "a #3a7bd5 thing", models={"p": painter()})
+    assert out.flat_result is None and out.flat_note == "no dark stroke found" and out.flat.size == (128, 128)
+    assert out.flats() is None and out.lines() is None and out.raw.size == (64, 64)
+    assert out.exact[0].status == "fallback" and "no dark stroke found" in out.markdown()
 
 
 def test_gallery_lists_the_held_out_test_characters(demo_root: Paths) -> None:

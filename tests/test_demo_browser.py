@@ -3,7 +3,8 @@
 The app runs in this process on 127.0.0.1 (a free port) over tiny pipelines built in code
 (the ``demo_root`` fixture of test_demo.py). Chromium may reach 127.0.0.1 only (every other host
 name resolves to nothing), and every request the page makes is checked to be local: the demo
-works offline. A screenshot is saved to reports/demo_screenshot.png (git-ignored).
+works offline. Screenshots are saved to reports/demo_screenshot.png (the flat view)
+and reports/demo_screenshot_raw.png (git-ignored).
 
 Skipped only when /usr/bin/chromium is missing and CI is not set; under CI it must run
 (``.ci/run`` installs Chromium with apt when it is missing).
@@ -28,7 +29,8 @@ from t2p_utils.config import Paths
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("T2P_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("T2P_CHROMEDRIVER", "/usr/bin/chromedriver"))
-SCREENSHOT = REPO / "reports" / "demo_screenshot.png"
+SCREENSHOT = REPO / "reports" / "demo_screenshot.png"  # the flat view, as the page opens on an output
+SCREENSHOT_RAW = SCREENSHOT.with_name("demo_screenshot_raw.png")  # the same outputs, raw
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -68,7 +70,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     opts.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1700",
+                 "--disable-dev-shm-usage", "--window-size=1400,2200",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # offline: only the app is reachable
         opts.add_argument(flag)
@@ -90,7 +92,8 @@ def requested_urls(driver: Any) -> list[str]:
     return urls
 
 
-def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], browser: Any, tmp_path: Path) -> None:
+def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], browser: Any, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -99,6 +102,14 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
 
     url, app = app_url
     names = [m.name for m in app.models.values() if m.available]
+    generated: list[int] = []  # one entry per image a model generates (the app runs in this process)
+    real_generate = D.generate
+
+    def counting_generate(*args: Any, **kwargs: Any) -> Any:
+        generated.append(1)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(D, "generate", counting_generate)
     assert names == ["ip2p_cnn_lstm", "ip2p_clip"]
     wait = WebDriverWait(browser, 60)
 
@@ -126,18 +137,31 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
     wait.until(EC.presence_of_element_located(css("#t2p-lineart img")))
     box = browser.find_element(*css("#t2p-instruction textarea"))
     box.send_keys(Keys.CONTROL, "a")
-    box.send_keys("Turn it into a red creature")
+    box.send_keys("Turn it into a red creature with a #3a7bd5 belly")
     run.click()
     wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "Done"))
+    message = browser.find_element(*css("#t2p-message")).text
+    assert "seed 0" in message and "#3a7bd5 → asked as “blue”" in message, message
+
+    def shown(name: str, width: int) -> Any:
+        """The output image of ``name`` once it has loaded at ``width`` px."""
+        def loaded(d: Any) -> Any:
+            img = d.find_elements(By.CSS_SELECTOR, f"#t2p-out-{name} img")
+            ok = img and d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img[0]) == width
+            return img[0] if ok else False
+        return wait.until(loaded)
+
+    # the flat view by default: the drawing at its own size (300 x 200 padded to 300 x 300), with its layers
+    assert browser.execute_script("return document.querySelector('#t2p-view input[value=flat]').checked")
     for name in names:
-        img = wait.until(EC.presence_of_element_located(css(f"#t2p-out-{name} img")))
-        wait.until(lambda d, img=img: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img))
-        size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img)
-        assert size == [64, 64], name
+        img = shown(name, 300)
+        assert browser.execute_script("return arguments[0].naturalHeight", img) == 300, name
         readout = browser.find_element(*css(f"#t2p-readout-{name}")).text
-        assert "asked: red" in readout and "used:" in readout and "seed 0" in readout, readout
-        assert browser.find_element(*css(f"#t2p-download-{name}")).is_displayed()
-    assert "seed 0" in browser.find_element(*css("#t2p-message")).text
+        assert "asked: red" in readout and "used:" in readout and "flat, 300×300, seed 0" in readout, readout
+        assert "#3a7bd5" in readout, readout  # what became of the exact colour in this model's regions
+        for kind in ("download", "flats", "lines"):
+            assert browser.find_element(*css(f"#t2p-{kind}-{name}")).is_displayed(), (kind, name)
+        assert "Coloured PNG (flat, 300×300)" in browser.find_element(*css(f"#t2p-download-{name}")).text
     browser.execute_script("document.querySelectorAll('.toast-close').forEach(b => b.click())")  # the first warning
     try:  # only for a clean screenshot
         WebDriverWait(browser, 15).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".toast-body"))
@@ -146,6 +170,20 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+    # raw is one click away, and nothing is generated again
+    calls = len(generated)
+    browser.find_element(*css("#t2p-view input[value=raw]")).click()
+    for name in names:
+        shown(name, 64)
+        wait.until(EC.text_to_be_present_in_element(css(f"#t2p-readout-{name}"), "raw, 64×64, seed 0"))
+        assert "Coloured PNG (raw, 64×64)" in browser.find_element(*css(f"#t2p-download-{name}")).text
+    browser.find_element(*css("#t2p-transparent input")).click()  # the layers on white: written, not generated
+    wait.until(EC.text_to_be_present_in_element(css(f"#t2p-flats-{names[0]}"), "white background"))
+    assert len(generated) == calls, "switching the view regenerated"
+    browser.save_screenshot(str(SCREENSHOT_RAW))
+    browser.find_element(*css("#t2p-view input[value=flat]")).click()
+    shown(names[0], 300)
 
     # an empty instruction: a message, the outputs stay
     box.send_keys(Keys.CONTROL, "a")
@@ -163,6 +201,16 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
         "const i = document.querySelector('#t2p-lineart img'); return i && i.src.endsWith('broken.png')"))
     run.click()
     wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "broken.png is not an image the demo can read"))
+
+    # a photo (a colour gradient): the demo says it does not look like line art
+    photo = tmp_path / "photo.png"
+    Image.merge("RGB", [Image.linear_gradient("L").resize((200, 200)), Image.radial_gradient("L").resize((200, 200)),
+                        Image.linear_gradient("L").rotate(90).resize((200, 200))]).save(photo)
+    browser.find_element(*css("#t2p-lineart input[type=file]")).send_keys(str(photo))
+    wait.until(lambda d: d.execute_script(
+        "const i = document.querySelector('#t2p-lineart img'); return i && i.src.endsWith('photo.png')"))
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "does not look like line art"))
 
     # picking a held-out test character puts its line art in the input
     first = app.gallery[0][0]
