@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=20)
     ap.add_argument("--steps", type=int, help="inference steps (default: compare.steps)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-flat", action="store_true", help="skip the flat variant's scores (flat_* columns)")
     args = ap.parse_args(argv)
 
     import torch
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads((model_dir / "train_summary.json").read_text(encoding="utf-8"))
     t1 = time.perf_counter()
     scores = score_split(paths, load_pipeline(model_dir), compare, "val", args.n_val, steps=args.steps,
-                         caption_source=args.source)
+                         caption_source=args.source, flat=not args.no_flat)
     row = {"tag": args.tag, "source": args.source, "overrides": json.dumps(overrides, sort_keys=True),
            "train_steps": summary["steps"], "train_s": round(summary["train_seconds"], 1),
            "wall_s": round(seconds, 1), "samples_per_s": round(summary["median_samples_per_s"], 1),

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             set_sampler(pipe, sampler)
         t0 = time.perf_counter()
         scores = score_split(paths, pipe, compare, "val", args.n_val, steps=steps, text_guidance=tg,
-                             image_guidance=ig, caption_source=args.source)
+                             image_guidance=ig, caption_source=args.source, flat=True)
         row = {"model": str(args.model), "sampler": sampler or own, "steps": steps, "text_guidance": tg,
                "image_guidance": ig, "n_val": args.n_val, **{k: round(v, 4) for k, v in scores.items()},
                "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads(),

@@ -678,13 +678,16 @@ def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2
 
 def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val", n: int = 20,
                 steps: int | None = None, text_guidance: float | None = None, image_guidance: float | None = None,
-                caption_source: str = "clip", templates: Sequence[str] | None = None) -> dict[str, float]:
+                caption_source: str = "clip", templates: Sequence[str] | None = None,
+                flat: bool = False) -> dict[str, float]:
     """Colour control and faithful metrics of one pipeline on the first ``n`` ids of a non-test split.
 
     For choosing a recipe and inference settings without looking at the test split: the
     faithful instruction of an id is its ``caption_source`` caption (``data/captions/<p>/<source>.csv``).
     Returns means (``control_<template>``, ``ssim``, ``delta_e``, ``leakage``, ``named_share``) and
-    ``control_low`` (the bootstrap lower bound of the mean control over templates).
+    ``control_low`` (the bootstrap lower bound of the mean control over templates); with ``flat``, the same for
+    the flat variant at ``compare.drawing_size`` (``flat_control_<template>``, ``flat_ssim``, ``flat_delta_e``,
+    ``flat_leakage``, ``flat_line_preservation``, ``flat_region_purity``, ``flat_fell_back``).
     """
     if split == "test":
         raise ValueError("score_split is for choosing settings: use the val (or train) split, never test")
@@ -695,6 +698,8 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     caps = pd.read_csv(paths.captions(caption_source), dtype=str, keep_default_na=False).set_index("id")
     items = [TestItem(r.id, caps.at[r.id, "instruction"], "", paths.root / r.color, paths.root / r.lineart,
                       paths.root / r.mask) for r in rows.itertuples()]
+    if flat and cfg.drawing_size:
+        items = with_drawings(paths, cfg, items, int(load_params(paths.spec, paths.root).get("seed", 0)))
     opened = {i.id: _open_item(i) for i in items}
     run_cfg = dataclasses.replace(cfg, steps=steps or cfg.steps, text_guidance=text_guidance or cfg.text_guidance,
                                   image_guidance=image_guidance or cfg.image_guidance, control_max_test=0,
@@ -710,16 +715,19 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
         control = run_control(scratch, run_cfg, backend, pipe, "m", items, opened)
     per = control_per_id(control)
     out: dict[str, float] = {}
-    for template, grp in per.groupby("template"):
-        out[f"control_{template}"] = float(grp["color_control"].mean())
-    out["control_low"] = M.bootstrap_ci(per.loc[per.template == "all", "color_control"]).ci_low
+    for (variant, template), grp in per.groupby(["variant", "template"]):
+        out[("" if variant == "raw" else f"{variant}_") + f"control_{template}"] = float(grp["color_control"].mean())
+    out["control_low"] = M.bootstrap_ci(per.loc[(per.template == "all") & (per.variant == "raw"), "color_control"]).ci_low
     faithful = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
                                  [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,
                                  run_cfg.image_guidance)
-    scores = [score_output(o, i, "faithful", i.faithful, _model_size(opened[i.id]), cfg.outline_l)["raw"]
-              for o, i in zip(faithful, items, strict=True)]
+    scores = [score_output(o, i, "faithful", i.faithful, opened[i.id] if flat else _model_size(opened[i.id]),
+                           cfg.outline_l, cfg.drawing_outline_l) for o, i in zip(faithful, items, strict=True)]
     for k in ("ssim", "delta_e", "leakage", "named_share"):
-        out[k] = float(np.nanmean([sc[k] for sc in scores]))
+        out[k] = float(np.nanmean([sc["raw"][k] for sc in scores]))
+    if flat and all("flat" in sc for sc in scores):
+        for k in ("ssim", "delta_e", "leakage", "line_preservation", "region_purity", "fell_back"):
+            out[f"flat_{k}"] = float(np.nanmean([sc["flat"][k] for sc in scores]))
     return out
 
 

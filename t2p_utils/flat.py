@@ -25,7 +25,8 @@ untouched and fills closed regions flat (the "flats" layer). :func:`flat_fill` d
 
 Bad input never becomes a page-sized blob: a drawing with no dark stroke or no closed region raises
 :class:`FlatError`; strokes with large gaps (the character's regions merge with the background, see
-:func:`leak_check`) give a result whose ``fallback`` names why, with the raw output upsampled as the composite.
+:func:`leak_check`) give a result whose ``fallback`` names why, with the raw output enlarged as the composite, the
+drawing's strokes (and, with a mask, its background) put back.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from skimage.color import lab2rgb, rgb2lab
 
 log = logging.getLogger(__name__)
 
-#: Line-art pixels darker than this luma (0-255) are strokes: the dark core of a line, anti-aliasing excluded.
-STROKE_LUMA = 128
+#: Line-art pixels darker than this luma (0-255) are strokes: the line's core and its darker anti-aliasing (128 let the
+#: thin 256 px strokes of 2 of 77 test sprites fall apart into gaps wider than the ball; bench_flat.py --rules).
+STROKE_LUMA = 160
 #: Radius (px at the line art's size) of the ball of trapped-ball filling: closes stroke gaps up to 2 * GAP px.
 GAP = 2
 #: Interior pixels lie at least this many *model* pixels beyond the model pixels a stroke crosses (0: only those).
@@ -106,7 +108,7 @@ class FlatResult:
 
     def flats(self, transparent: bool = True) -> Image.Image:
         """The flats layer: each region's colour, continued under the strokes; background transparent (RGBA) or
-        white (RGB)."""
+        white (RGB). After a fallback (``not ok``) the regions are not to be trusted: do not offer this layer."""
         flat_rgb = _take_rgb(self.region_colors, self.regions.under)
         bg = self.regions.background[self.regions.under]
         if not transparent:
@@ -276,9 +278,10 @@ def leak_check(regions: Regions, mask: np.ndarray | Image.Image | None = None,
             if share > max_background_in_mask:
                 return (f"{share:.0%} of the character lies in regions that reach the image border: its strokes have "
                         f"gaps wider than {2 * GAP} px, so a flat fill would flood the background")
-    big = float(areas[inner].max() / total)
-    if big > 0.5:
-        return f"one closed region covers {big:.0%} of the drawing (a frame, or strokes with large gaps)"
+    if mask is None:  # with a mask, a big region is the character itself (a tightly cropped drawing)
+        big = float(areas[inner].max() / total)
+        if big > 0.5:
+            return f"one closed region covers {big:.0%} of the drawing (a frame, or strokes with large gaps)"
     return ""
 
 
@@ -425,7 +428,7 @@ def flat_fill(lineart: Image.Image | np.ndarray, output: Image.Image | np.ndarra
     usually smaller). ``mask``: the character at the drawing's size (optional; improves the background test and the
     leak check). ``regions``: :func:`segment` of this drawing and mask when the caller has it (many outputs of one
     drawing). Raises :class:`FlatError` for a drawing with no stroke; a drawing whose strokes leak returns a
-    result with ``fallback`` set and the raw output, upsampled, as the composite.
+    result with ``fallback`` set and the raw output enlarged (strokes and background put back) as the composite.
     """
     line_rgb, luma, alpha = line_layer(lineart)
     if regions is None:
@@ -437,11 +440,21 @@ def flat_fill(lineart: Image.Image | np.ndarray, output: Image.Image | np.ndarra
     why = leak_check(regions, mask) if check_leaks else ""
     if why:
         log.info("flat fill fell back to the raw output: %s", why)
-        composite = Image.fromarray(_rgba(output)[..., :3], "RGB").resize((line_rgb.shape[1], line_rgb.shape[0]),
-                                                                           Image.Resampling.BICUBIC)
+        composite = _fallback(output, line_rgb, regions.stroke, mask)
     else:
         composite = compose(regions, colors, line_rgb, luma, alpha)
     return FlatResult(composite, colors, regions, line_rgb, luma, alpha, why)
+
+
+def _fallback(output: Image.Image | np.ndarray, line_rgb: np.ndarray, stroke: np.ndarray,
+              mask: np.ndarray | Image.Image | None) -> Image.Image:
+    """The raw output enlarged (bicubic) to the drawing's size, with the drawing's strokes copied back exactly and,
+    with a character mask, the background outside it restored: never a flood of colour over the page."""
+    h, w = stroke.shape
+    up = np.asarray(Image.fromarray(_rgba(output)[..., :3], "RGB").resize((w, h), Image.Resampling.BICUBIC)).copy()
+    keep = stroke if mask is None else stroke | ~_bool_mask(mask, stroke.shape)
+    up[keep] = line_rgb[keep]
+    return Image.fromarray(up, "RGB")
 
 
 def recolor(result: FlatResult, colors: np.ndarray) -> FlatResult:

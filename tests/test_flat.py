@@ -159,6 +159,25 @@ def test_strokes_with_a_large_gap_fall_back_to_the_raw_output_with_a_reason() ->
     res = F.flat_fill(broken, col.resize((64, 64)), mask)
     assert not res.ok and "border" in res.fallback
     assert res.composite.size == (256, 256)
+    out = np.asarray(res.composite)
+    stroke = res.regions.stroke
+    assert (out[stroke] == broken[stroke]).all()  # the strokes put back exactly over the enlarged raw output
+    outside = np.asarray(mask) < 128
+    assert (out[outside & ~stroke] == 255).all()  # and the background as drawn: no flood over the page
+
+
+def test_a_drawing_whose_character_fills_the_page_is_filled_when_the_mask_says_so() -> None:
+    line = two_boxes(0, size=96)
+    line[:, :] = 255
+    line[2:5, 2:94] = INK
+    line[91:94, 2:94] = INK
+    line[2:94, 2:5] = INK
+    line[2:94, 91:94] = INK  # one box over most of the page
+    mask = np.zeros((96, 96), bool)
+    mask[2:94, 2:94] = True
+    assert "covers" in F.flat_fill(line, halves(24, RED, RED)).fallback  # without a mask: a frame, refused
+    res = F.flat_fill(line, halves(24, RED, RED), mask)
+    assert res.ok and np.abs(np.asarray(res.composite)[48, 48].astype(int) - RED).max() < 25
 
 
 def test_a_blank_page_raises_a_clear_error() -> None:
