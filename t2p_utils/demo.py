@@ -23,7 +23,8 @@ tests and ``benchmarks/bench_demo.py`` call without Gradio:
   UNet run by onnxruntime on CPU (:mod:`t2p_utils.onnx_unet`: same weights, ~3x faster; ``--backend
   torch`` keeps PyTorch). Each output has three views (:data:`VIEWS`): ``flat`` (the default on the page), the
   drawing at its own size with its closed regions filled in the model's colours and its lines untouched
-  (:func:`t2p_utils.flat.flat_fill`; strokes with large gaps give the raw output upsampled, with the reason),
+  (:func:`t2p_utils.flat.flat_fill`; strokes with large gaps give the raw output enlarged with the drawing's strokes
+  and background put back, with the reason),
   ``raw``, the model's output, and ``mask-protected``, that output with outline and background restored from the
   line art (:func:`t2p_utils.metrics.protect`, outline threshold ``compare.outline_l``); the page switches between
   them without generating again. Downloads (:class:`Downloads`, written atomically to a temporary folder): the
@@ -458,7 +459,8 @@ class ModelOutput:
             else:
                 lines.append("<small>exact colours are painted in the flat view only</small>")
         if view == "flat" and self.flat_note:
-            lines.append(f"⚠️ not flat-coloured, the model's output upsampled instead: {self.flat_note}")
+            lines.append(f"⚠️ not flat-coloured, the model's output enlarged instead (the drawing's lines and "
+                         f"background kept): {self.flat_note}")
         img = self.view(view)
         size = f" {img.width}×{img.height}," if img is not None else ""
         lines.append(f"<small>{view},{size} seed {self.seed}, {self.seconds:.2f} s</small>")
@@ -644,6 +646,10 @@ def colorize(
     inside = inside if inside.any() else region
     flat_inside = flat_mask & ~(F.line_layer(drawing.square)[1] < F.STROKE_LUMA)
     flat_inside = flat_inside if flat_inside.any() else flat_mask
+    try:  # one segmentation of the drawing for every model (most of the fill's time on a large drawing)
+        regions: F.Regions | F.FlatError = F.segment(drawing.square, flat_mask)
+    except F.FlatError as exc:
+        regions = exc
     seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
     outputs: list[ModelOutput] = []
     for m in avail:
@@ -655,7 +661,7 @@ def colorize(
             if raw.size != image.size:
                 raw = raw.resize(image.size, Image.Resampling.LANCZOS)
             protected = M.protect(raw, image, region, outline_l)
-            flat, result, note, exact = _flat_view(drawing, raw, flat_mask, request)
+            flat, result, note, exact = _flat_view(drawing, raw, flat_mask, request, regions)
         except Exception as exc:  # one broken model must not take the others down
             log.exception("demo: %s failed to generate", m.name)
             outputs.append(ModelOutput(m.name, m.label, m.status, None, None, seed, protect,
@@ -672,15 +678,20 @@ def colorize(
     return outputs
 
 
-def _flat_view(drawing: Drawing, raw: Image.Image, mask: np.ndarray,
-               request: ExactRequest) -> tuple[Image.Image, F.FlatResult | None, str, tuple[ExactMatch, ...]]:
+def _flat_view(drawing: Drawing, raw: Image.Image, mask: np.ndarray, request: ExactRequest,
+               regions: F.Regions | F.FlatError | None = None
+               ) -> tuple[Image.Image, F.FlatResult | None, str, tuple[ExactMatch, ...]]:
     """(the flat view, its FlatResult or None, why it is not flat-coloured or "", the exact colours' fate).
 
-    A drawing whose strokes leak gives flat_fill's fallback (the raw output upsampled); one it cannot segment at all
-    (:class:`t2p_utils.flat.FlatError`) gives the raw output upsampled here, with flat_fill's message.
+    ``regions``: :func:`t2p_utils.flat.segment` of the drawing (shared by every model), or the FlatError it raised.
+    A drawing whose strokes leak gives flat_fill's fallback (the raw output enlarged, strokes and background put
+    back); one it cannot segment at all (:class:`t2p_utils.flat.FlatError`) gives the raw output upsampled here,
+    with flat_fill's message.
     """
     try:
-        result = F.flat_fill(drawing.square, raw, mask)
+        if isinstance(regions, F.FlatError):
+            raise regions
+        result = F.flat_fill(drawing.square, raw, mask, regions=regions)
     except F.FlatError as exc:
         up = raw.resize(drawing.square.size, Image.Resampling.BICUBIC)
         return up, None, str(exc), _none_painted(request)

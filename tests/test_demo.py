@@ -405,9 +405,17 @@ def test_strokes_with_big_gaps_fall_back_to_the_raw_output_upsampled_with_the_no
     ImageDraw.Draw(line).rectangle(cut, fill="white")
     out, = D.colorize(line, "a red thing", models={"p": painter()})
     assert not out.flat_ok and why in out.flat_note
-    expected = out.raw.resize((256, 256), Image.Resampling.BICUBIC)
-    np.testing.assert_array_equal(np.asarray(out.flat), np.asarray(expected))  # the raw output, not a blob
-    assert f"not flat-coloured, the model's output upsampled instead: {out.flat_note}" in out.markdown()
+    expected = np.asarray(out.raw.resize((256, 256), Image.Resampling.BICUBIC))
+    flat, drawn = np.asarray(out.flat), np.asarray(line.convert("RGB"))
+    strokes = out.flat_result.regions.stroke
+    assert (flat[strokes] == drawn[strokes]).all()  # the drawing's strokes, exactly
+    from t2p_utils.userdata import mask_from_lineart
+
+    inside = mask_from_lineart(drawn)[0] & ~strokes
+    np.testing.assert_array_equal(flat[inside], expected[inside])  # the raw output enlarged inside, not a blob
+    assert (flat[~inside & ~strokes] == 255).all()  # the page stays white
+    assert ("not flat-coloured, the model's output enlarged instead (the drawing's lines and background kept): "
+            f"{out.flat_note}") in out.markdown()
     assert out.flats() is None and out.lines() is not None  # no flats layer to offer; the lines are still the lines
     files = D.Downloads(tmp_path, {out.name: out})
     assert files.flats(out.name) is None and files.lines(out.name).is_file() and files.coloured(out.name).is_file()
