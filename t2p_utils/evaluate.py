@@ -1008,8 +1008,9 @@ def flat_findings(result: CompareResult) -> list[str]:
         if not bits:
             continue
         fb = m[(m.model == spec.name) & (m.variant == "flat") & (m.prompt == "faithful") & (m.metric == "fell_back")]
-        fell = f"; the fill refused {fb.iloc[0]['mean']:.0%} of the drawings (strokes with large gaps: the enlarged " \
-               "raw output stands in)" if not fb.empty and fb.iloc[0]["mean"] > 0 else ""
+        fell = f"; the fill refused {fb.iloc[0]['mean']:.0%} of the drawings (strokes with large gaps: the raw " \
+               "output enlarged, with the drawing's lines and background put back, stands in)" \
+            if not fb.empty and fb.iloc[0]["mean"] > 0 else ""
         out.append(f"the drawing coloured flat at {size} px, {labels.get(spec.name, spec.name)}, faithful instruction: "
                    + ", ".join(bits) + fell)
     ctrl = m[(m.metric == "color_control") & (m.prompt == "control:all")]
