@@ -19,7 +19,8 @@ tests and ``benchmarks/bench_demo.py`` call without Gradio:
 * :func:`load_models` loads every trained pipeline of a profile once per process (labels and
   stand-ins read by :func:`t2p_utils.evaluate.resolve_models`); a folder that fails to load is
   kept as unavailable with its reason;
-* every model colours the same image with the same seed (:func:`t2p_utils.inference.generate`), its
+* every model colours the same image with the same seed (:func:`generate_same_seed`; seeds 0 to :data:`MAX_SEED`,
+  :func:`check_seed`), its
   UNet run by onnxruntime on CPU (:mod:`t2p_utils.onnx_unet`: same weights, ~3x faster; ``--backend
   torch`` keeps PyTorch). Each output has three views (:data:`VIEWS`): ``flat`` (the default on the page), the
   drawing at its own size with its closed regions filled in the model's colours and its lines untouched
@@ -32,8 +33,14 @@ tests and ``benchmarks/bench_demo.py`` call without Gradio:
 * exact colours (:mod:`t2p_utils.exact_colors`): a hex code or CSS colour name in the instruction is asked as its
   nearest basic colour term and painted exactly in the flat view's regions of that term; the page says what was
   mapped and what became of it;
-* :class:`ColorReadout`, per view, on what that view shows: the colours the text names, which of them cover the
-  character (>= 3 % of it, as the study's colour adherence counts them) and the colours actually used.
+* :class:`ColorReadout`, per view, on what that view shows: the colours the text names, which of them the text made
+  the model paint (a **hit**: >= 3 % of the character, as the study's colour adherence counts a colour, and >= 3 %
+  more than the same model paints with the same seed when the colour words are left out, generated in the same
+  batch), and the colours actually used; 05's colour control of each model, when its report exists
+  (:func:`color_control_scores`), is shown with the model.
+* the page never loses what the user typed or uploaded: inputs are checked before any model runs (one message, the
+  outputs kept unless the drawing itself was refused), the handler turns every failure into a message, and the
+  inputs are kept in the browser's storage (``gr.BrowserState``) and put back when the page is reloaded.
 
 Offline: analytics are switched off before Gradio is imported, the default theme's fonts ship
 with Gradio, and nothing is fetched from a CDN (checked by ``tests/test_demo_browser.py``).
@@ -50,6 +57,7 @@ import base64
 import dataclasses
 import io
 import logging
+import re
 import secrets
 import tempfile
 import threading
@@ -62,16 +70,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from . import flat as F
 from . import metrics as M
-from .colors import color_coverage, color_words, dominant_colors
+from .colors import SYNONYMS, color_coverage, color_words, dominant_colors
 from .config import RUNS_DIR, Paths, load_params, resolve_device, section
-from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, resolve_models
+from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, output_files, resolve_models
 from .exact_colors import ExactMatch, ExactRequest, apply_exact, match_exact, parse_exact
-from .inference import generate, load_pipeline
+from .inference import load_pipeline
 from .io import atomic_write_image, rgb_on_white
 from .manifest import read_manifest
 from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet, torch_threads_beside
@@ -97,6 +106,8 @@ MAX_MEGAPIXELS = 40.0  # larger uploads are refused (a 64 px model gains nothing
 MAX_UPLOAD = "100mb"  # Gradio refuses larger uploads before they reach the server's disk
 MAX_INSTRUCTION_CHARS = 500
 MAX_STEPS = 200
+#: Seeds are whole numbers from 0 to this (2**32 - 1; :func:`check_seed`).
+MAX_SEED = 2**32 - 1
 #: Line-art pixels darker than this (8-bit luminance) are ink; what the ink encloses is the character.
 INK_BELOW = 235
 DEFAULT_RESOLUTION = 64
@@ -111,7 +122,7 @@ OUTPUT_HEIGHT = 256
 CSS = """
 .t2p-output img { width: 100% !important; height: 100% !important; object-fit: contain; }
 .t2p-pixelated img { image-rendering: pixelated; }
-.t2p-input img { image-rendering: pixelated; }
+.t2p-input img { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
 .t2p-readout strong { font-size: 1em !important; }
 """
 
@@ -120,11 +131,17 @@ class DemoInputError(ValueError):
     """Input the demo cannot use; the message is shown to the user as it is."""
 
 
+class DrawingError(DemoInputError):
+    """The drawing itself cannot be used (not an image, blank, not line art): the page clears the outputs it shows,
+    which were made from another drawing. Other :class:`DemoInputError` (a seed, the steps, the instruction) keep
+    them: they still show the drawing in the input."""
+
+
 # ---------------------------------------------------------------------------------------------
 # input conversion
 # ---------------------------------------------------------------------------------------------
-def _too_large(w: int, h: int) -> DemoInputError:
-    return DemoInputError(
+def _too_large(w: int, h: int) -> DrawingError:
+    return DrawingError(
         f"The image is {w} x {h} pixels ({w * h / 1e6:.1f} megapixels); the demo takes at most "
         f"{MAX_MEGAPIXELS:g} megapixels. Scale it down first (the models work at 64-256 px and the flat view at "
         f"{F.MAX_SIDE} px at most anyway).")
@@ -132,7 +149,7 @@ def _too_large(w: int, h: int) -> DemoInputError:
 
 def _check_size(w: int, h: int) -> None:
     if w < 1 or h < 1:
-        raise DemoInputError(f"The image is {w} x {h} pixels: it has no pixels to colour.")
+        raise DrawingError(f"The image is {w} x {h} pixels: it has no pixels to colour.")
     if w * h > MAX_MEGAPIXELS * 1e6:
         raise _too_large(w, h)
 
@@ -144,22 +161,22 @@ def _looks_like_svg(data: bytes) -> bool:
 
 def _open_bytes(data: bytes, what: str, svg_side: int) -> Image.Image:
     if not data:
-        raise DemoInputError(f"{what} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art.")
+        raise DrawingError(f"{what} is empty (0 bytes): upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art.")
     if _looks_like_svg(data):
         from .render import _svg_to_rgba  # the sprites' own renderer: cairosvg, square, aspect kept
 
         try:
             return _svg_to_rgba(data, svg_side)
         except Exception as exc:  # cairosvg raises many types for broken SVG
-            raise DemoInputError(f"{what} looks like an SVG but could not be rendered ({exc}).") from exc
+            raise DrawingError(f"{what} looks like an SVG but could not be rendered ({exc}).") from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise DemoInputError(f"{what} is far too large to open ({exc}). Scale it down first.") from exc
+        raise DrawingError(f"{what} is far too large to open ({exc}). Scale it down first.") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DemoInputError(
+        raise DrawingError(
             f"{what} is not an image the demo can read: upload a PNG, JPEG, WebP, GIF, BMP, TIFF or SVG line art."
         ) from exc
     _check_size(*im.size)  # from the header, before the pixels are decoded
@@ -167,7 +184,7 @@ def _open_bytes(data: bytes, what: str, svg_side: int) -> Image.Image:
         im.seek(0)  # the first frame of an animation
         im.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DemoInputError(f"{what} is a damaged or truncated image file ({exc}).") from exc
+        raise DrawingError(f"{what} is a damaged or truncated image file ({exc}).") from exc
     return im
 
 
@@ -176,7 +193,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise DemoInputError(f"An image array must be [H, W], [H, W, 3] or [H, W, 4]; got shape {a.shape}.")
+        raise DrawingError(f"An image array must be [H, W], [H, W, 3] or [H, W, 4]; got shape {a.shape}.")
     _check_size(a.shape[1], a.shape[0])
     if a.dtype == bool:
         a = np.where(a, 0, 255).astype(np.uint8)  # True = ink
@@ -232,6 +249,13 @@ class Drawing:
     #                      white, or RGBA (padding transparent) when the upload had transparent pixels
     size: tuple[int, int]  # the upload's own width and height (an SVG's: as drawn, SVG_SIDE px square)
     note: str = ""  # "" or how the drawing was scaled down (t2p_utils.flat.fit_size)
+    frames: int = 1  # frames in the upload (an animated GIF, WebP or PNG): only the first one is coloured
+
+    @property
+    def frame_note(self) -> str:
+        """"" or what became of an animation (shown above the outputs)."""
+        return (f"the upload is an animation of {self.frames} frames: only its first frame is coloured"
+                if self.frames > 1 else "")
 
     @property
     def transparent(self) -> bool:
@@ -241,7 +265,7 @@ class Drawing:
 def _decode(src: Any, svg_side: int) -> Image.Image:
     """Whatever a caller or browser sends, as a PIL image (any mode, not yet upright)."""
     if src is None:
-        raise DemoInputError("No line art yet: upload an image or pick a test character from the gallery.")
+        raise DrawingError("No line art yet: upload an image or pick a test character from the gallery.")
     if isinstance(src, Image.Image):
         _check_size(*src.size)
         return src
@@ -252,11 +276,11 @@ def _decode(src: Any, svg_side: int) -> Image.Image:
     if isinstance(src, str | os.PathLike):
         path = Path(src)
         if not path.is_file():
-            raise DemoInputError(f"{path} does not exist or is not a file.")
+            raise DrawingError(f"{path} does not exist or is not a file.")
         if path.stat().st_size > 512 * 2**20:
-            raise DemoInputError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; the demo takes files up to 512 MB.")
+            raise DrawingError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; the demo takes files up to 512 MB.")
         return _open_bytes(path.read_bytes(), f"The file {path.name}", svg_side)
-    raise DemoInputError(f"Cannot read a line art from a {type(src).__name__}: pass an image, array, bytes or path.")
+    raise DrawingError(f"Cannot read a line art from a {type(src).__name__}: pass an image, array, bytes or path.")
 
 
 def _check_lineart(rgb: np.ndarray) -> None:
@@ -266,7 +290,7 @@ def _check_lineart(rgb: np.ndarray) -> None:
         check_lineart(rgb)
     except NotLineArt as exc:
         why = str(exc).partition(": put colour images")[0]  # step 01's advice is about its input folders
-        raise DemoInputError(f"This does not look like line art: {why}. The demo colours drawings with dark "
+        raise DrawingError(f"This does not look like line art: {why}. The demo colours drawings with dark "
                              "outlines on a white or transparent background.") from exc
 
 
@@ -278,11 +302,13 @@ def prepare_drawing(src: Any, resolution: int = DEFAULT_RESOLUTION, max_side: in
     """
     if resolution < 8:
         raise ValueError(f"resolution must be >= 8, got {resolution}")
-    im = _upright(_decode(src, max(SVG_SIDE, resolution)))
+    decoded = _decode(src, max(SVG_SIDE, resolution))
+    frames = int(getattr(decoded, "n_frames", 1) or 1)  # _open_bytes has seeked to the first frame
+    im = _upright(decoded)
     on_white = rgb_on_white(im)
     model_input = to_square(on_white, resolution)
     if np.asarray(model_input.convert("L")).min() >= 250:
-        raise DemoInputError("The line art is blank (every pixel is white once transparency is made white): "
+        raise DrawingError("The line art is blank (every pixel is white once transparency is made white): "
                              "upload a drawing with dark outlines.")
     fitted, note = F.fit_size(on_white, max_side)
     _check_lineart(np.asarray(fitted))
@@ -290,7 +316,7 @@ def prepare_drawing(src: Any, resolution: int = DEFAULT_RESOLUTION, max_side: in
     if alpha is not None and note:
         alpha, _ = F.fit_size(alpha, max_side)
     square = to_square(alpha if alpha is not None else fitted, None)
-    return Drawing(model_input, square, im.size, note)
+    return Drawing(model_input, square, im.size, note, frames)
 
 
 def prepare_lineart(src: Any, resolution: int = DEFAULT_RESOLUTION) -> Image.Image:
@@ -315,6 +341,47 @@ def check_instruction(instruction: Any) -> str:
     return text
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as an int in 0 .. :data:`MAX_SEED`, or None (draw one at random); :class:`DemoInputError` otherwise.
+
+    Accepts an int or a float with no fractional part (a browser's number box sends floats). The bound keeps every
+    seed exact in the browser (JavaScript numbers are exact up to 2**53) and within torch's seed range (a seed of
+    2**64 or more makes ``torch.Generator.manual_seed`` fail, and a number that large cannot be sent back as JSON).
+    """
+    if seed is None:
+        return None
+    why = f"The seed must be a whole number from 0 to {MAX_SEED} (2³² − 1)"
+    if isinstance(seed, bool) or not isinstance(seed, int | float | np.integer | np.floating):
+        raise DemoInputError(f"{why}, not {type(seed).__name__} {seed!r}.")
+    if isinstance(seed, float | np.floating):
+        if not np.isfinite(seed) or not float(seed).is_integer():
+            raise DemoInputError(f"{why}; {float(seed):g} is not.")
+        seed = int(seed)
+    seed = int(seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise DemoInputError(f"{why}; {seed} is {'negative' if seed < 0 else 'too large'}. "
+                             "Tick “Random seed” to draw one.")
+    return seed
+
+
+_COLOR_WORD = "|".join(sorted((re.escape(w) + "s?" for w in SYNONYMS), key=len, reverse=True))
+#: a run of colour words ("red", "purple and pink", "blue-green", "red, white or blue"), as one span
+_COLOR_RUN = re.compile(rf"\b(?:{_COLOR_WORD})(?:\s*(?:,|-|/|\band\b|\bor\b)\s*(?:{_COLOR_WORD}))*\b", re.IGNORECASE)
+
+
+def without_color_words(text: str) -> str:
+    """``text`` with the colour words it names left out: what the read-out compares each output with.
+
+    >>> without_color_words("Turn it into a creature with a white belly and a red face and back.")
+    'Turn it into a creature with a belly and a face and back.'
+    >>> without_color_words("Turn it into a purple and pink cat.")
+    'Turn it into a cat.'
+    """
+    out = _COLOR_RUN.sub(" ", str(text))
+    out = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s+", " ", out)).strip()
+    return out
+
+
 def character_mask(lineart: Image.Image | np.ndarray) -> np.ndarray:
     """bool [H, W]: the character region of a line art, i.e. what its outline encloses.
 
@@ -333,26 +400,65 @@ def character_mask(lineart: Image.Image | np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ColorReadout:
-    """What the text asked for and what the output painted, inside the character (outline excluded)."""
+    """What the text asked for and what the output painted, inside the character (outline excluded).
+
+    The rule for a **hit**: an asked colour covers at least ``min_share`` of the character (3 %, as the study's colour
+    adherence counts a colour) *and* at least ``min_share`` more of it than in the same model's output for the same
+    drawing, seed and settings with the instruction's colour words left out (``unasked``; :func:`without_color_words`).
+    So a colour counts only when asking for it made the model paint it: a model that ignores the text paints the
+    same image either way and is credited with nothing, whatever its fixed palette happens to contain (05's colour
+    control asks the same question across colours). An asked colour that covers the character as much without
+    being asked is *there anyway*; one that covers less than ``min_share`` is a *miss*. Without an unasked output to
+    compare with (``unasked`` None) no colour is credited.
+    """
 
     asked: tuple[str, ...]  # basic colour terms named in the instruction, in order
     coverage: dict[str, float]  # share of the character region per asked colour
     used: tuple[str, ...]  # colours covering >= min_share of the region, most common first
     min_share: float = M.MIN_COLOR_SHARE
+    unasked: dict[str, float] | None = None  # share per asked colour in the output without the colour words
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """Asked colours that cover at least ``min_share`` of the character (caused by the text or not)."""
+        return tuple(c for c in self.asked if self.coverage.get(c, 0.0) >= self.min_share)
+
+    def gain(self, color: str) -> float | None:
+        """How much more of the character ``color`` covers than without the colour words (None: not compared)."""
+        if self.unasked is None:
+            return None
+        return self.coverage.get(color, 0.0) - self.unasked.get(color, 0.0)
 
     @property
     def hits(self) -> tuple[str, ...]:
-        return tuple(c for c in self.asked if self.coverage.get(c, 0.0) >= self.min_share)
+        """Asked colours the text made the model paint (the class docstring's rule)."""
+        return tuple(c for c in self.present if (g := self.gain(c)) is not None and g >= self.min_share)
+
+    @property
+    def anyway(self) -> tuple[str, ...]:
+        """Asked colours that cover the character but not because they were asked (or not checked)."""
+        return tuple(c for c in self.present if c not in self.hits)
 
     @property
     def misses(self) -> tuple[str, ...]:
-        return tuple(c for c in self.asked if c not in self.hits)
+        return tuple(c for c in self.asked if c not in self.present)
+
+    def mark(self, color: str) -> str:
+        cov = self.coverage.get(color, 0.0)
+        if color in self.hits:
+            assert self.unasked is not None
+            return f"{color} ✓ hit ({cov:.0%}; {self.unasked.get(color, 0.0):.0%} unasked)"
+        if color in self.anyway:
+            if self.unasked is None:
+                return f"{color} ? covers {cov:.0%}, not checked against an unasked output"
+            return f"{color} ✗ there anyway ({cov:.0%}; {self.unasked.get(color, 0.0):.0%} unasked)"
+        return f"{color} ✗ miss ({cov:.0%})"
 
     def markdown(self) -> str:
         if self.asked:
-            marks = ", ".join(f"{c} {'✓ hit' if c in self.hits else '✗ miss'} ({self.coverage.get(c, 0.0):.0%})"
-                              for c in self.asked)
-            asked = f"**asked:** {marks} — {len(self.hits)}/{len(self.asked)} cover ≥ {self.min_share:.0%} of the character"
+            marks = ", ".join(self.mark(c) for c in self.asked)
+            asked = (f"**asked:** {marks} — {len(self.hits)}/{len(self.asked)} painted because asked "
+                     f"(≥ {self.min_share:.0%} of the character, and {self.min_share:.0%} more than unasked)")
         else:
             asked = "**asked:** the instruction names no colour"
         used = ", ".join(self.used) if self.used else "none above the threshold"
@@ -360,19 +466,30 @@ class ColorReadout:
 
 
 def read_colors(output: Image.Image | np.ndarray, instruction: str, region: np.ndarray,
-                min_share: float = M.MIN_COLOR_SHARE, max_pixels: int | None = None) -> ColorReadout:
+                min_share: float = M.MIN_COLOR_SHARE, max_pixels: int | None = None,
+                unasked: Image.Image | np.ndarray | None = None) -> ColorReadout:
     """The read-out of one output over ``region`` (bool [H, W]; pass the character minus its outline).
 
+    ``unasked``: the same model's output (same drawing, seed and settings, same view) for the instruction without
+    its colour words (:func:`without_color_words`); a colour is a hit only when it covers at least ``min_share`` more
+    of the region than there (:class:`ColorReadout`). None: nothing is credited.
     ``max_pixels``: read a regular grid of at most about this many pixels (a large flat-coloured drawing gives the
     same shares from a sample); None reads every pixel.
     """
     rgb = M.to_rgb(output)
+    base = None if unasked is None else M.to_rgb(unasked)
+    if base is not None and base.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"the unasked output is {base.shape[1]}x{base.shape[0]}, the output {rgb.shape[1]}x{rgb.shape[0]}")
+    region = np.asarray(region)
     if max_pixels is not None and rgb.shape[0] * rgb.shape[1] > max_pixels:
         step = int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / max_pixels)))
-        rgb, region = rgb[::step, ::step], np.asarray(region)[::step, ::step]
+        rgb, region = rgb[::step, ::step], region[::step, ::step]
+        base = None if base is None else base[::step, ::step]
     cov = color_coverage(rgb, region)
     asked = tuple(color_words(instruction))
-    return ColorReadout(asked, {c: cov[c] for c in asked}, tuple(dominant_colors(rgb, region, min_share)), min_share)
+    before = None if base is None else color_coverage(base, region)
+    return ColorReadout(asked, {c: cov[c] for c in asked}, tuple(dominant_colors(rgb, region, min_share)), min_share,
+                        None if before is None else {c: before[c] for c in asked})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +546,10 @@ class ModelOutput:
     readouts: dict[str, ColorReadout] = field(default_factory=dict)  # per view (VIEWS), computed on what it shows
     request: ExactRequest | None = None  # the exact colours of the instruction
     exact: tuple[ExactMatch, ...] = ()  # what became of each of them in ``flat``
+    unasked: Image.Image | None = None  # raw output for the instruction without its colour words (same seed); None
+    #                                     when the instruction names no colour. The read-outs' hits are against it.
+    unasked_prompt: str = ""  # that instruction
+    frame_note: str = ""  # "" or that only the first frame of an animated upload was coloured
 
     @property
     def flat_ok(self) -> bool:
@@ -453,6 +574,8 @@ class ModelOutput:
         readout = self.readouts.get(_check_view(view)) or self.readout
         assert readout is not None
         lines = [readout.markdown()]
+        if self.unasked is not None:
+            lines.append(f"<small>unasked: “{self.unasked_prompt}”, same seed</small>")
         if self.request:
             if view == "flat":
                 lines += [f"**exact:** {m.describe()}" for m in self.exact]
@@ -620,6 +743,7 @@ def colorize(
     that fails while generating gives an output with ``error`` set and the others still run.
     """
     text = check_instruction(instruction)
+    seed = check_seed(seed)
     if not 1 <= int(steps) <= MAX_STEPS:
         raise DemoInputError(f"Steps must be between 1 and {MAX_STEPS}, got {steps}.")
     if not (0.0 <= float(text_guidance) <= 50.0 and 0.0 <= float(image_guidance) <= 50.0):
@@ -631,6 +755,9 @@ def colorize(
                                                                        ": train them with ./run_all.sh <profile>."))
     request = parse_exact(text)
     asked = request.text  # what the models are asked: each exact colour as its basic term
+    # the same request without its colour words, same seed: what a hit is measured against (ColorReadout)
+    unasked = without_color_words(asked) if color_words(asked) else None
+    prompts = [asked] if unasked is None else [asked, unasked]
     drawing = prepare_drawing(lineart, resolution, max_side)
     image = drawing.model_input
     side = drawing.square.width
@@ -656,26 +783,55 @@ def colorize(
         t0 = time.perf_counter()
         try:
             with torch_threads(torch_threads_beside(m.pipe, threads)):
-                out = generate(m.pipe, [image], [asked], int(steps), float(text_guidance), float(image_guidance), seed)[0]
-            raw = out.convert("RGB")
-            if raw.size != image.size:
-                raw = raw.resize(image.size, Image.Resampling.LANCZOS)
+                made = generate_same_seed(m.pipe, image, prompts, int(steps), float(text_guidance),
+                                          float(image_guidance), seed)
+            raws = [_at_size(out, image.size) for out in made]
+            raw = raws[0]
             protected = M.protect(raw, image, region, outline_l)
             flat, result, note, exact = _flat_view(drawing, raw, flat_mask, request, regions)
+            base: dict[str, Image.Image | None] = dict.fromkeys(VIEWS)
+            if unasked is not None:  # the same three views of the output without the colour words
+                base["raw"] = raws[1]
+                base["mask-protected"] = M.protect(raws[1], image, region, outline_l)
+                base["flat"] = _flat_view(drawing, raws[1], flat_mask, parse_exact(unasked), regions)[0]
+            readouts = {"flat": read_colors(flat, asked, flat_inside, max_pixels=F.SAMPLE_PIXELS, unasked=base["flat"]),
+                        "raw": read_colors(raw, asked, inside, unasked=base["raw"]),
+                        "mask-protected": read_colors(protected, asked, inside, unasked=base["mask-protected"])}
         except Exception as exc:  # one broken model must not take the others down
             log.exception("demo: %s failed to generate", m.name)
             outputs.append(ModelOutput(m.name, m.label, m.status, None, None, seed, protect,
-                                       time.perf_counter() - t0, f"{m.label} failed: {_short(exc)}"))
+                                       time.perf_counter() - t0, f"{m.label} failed: {_short(exc)}",
+                                       frame_note=drawing.frame_note))
             continue
         seconds = time.perf_counter() - t0
-        readouts = {"flat": read_colors(flat, asked, flat_inside, max_pixels=F.SAMPLE_PIXELS),
-                    "raw": read_colors(raw, asked, inside), "mask-protected": read_colors(protected, asked, inside)}
         view = "mask-protected" if protect else "raw"
         outputs.append(ModelOutput(m.name, m.label, m.status, protected if protect else raw, readouts[view], seed,
                                    protect, seconds, raw=raw, protected_image=protected, flat=flat, flat_result=result,
                                    flat_note=note, size_note=drawing.note, readouts=readouts, request=request,
-                                   exact=exact))
+                                   exact=exact, unasked=base["raw"], unasked_prompt=unasked or "",
+                                   frame_note=drawing.frame_note))
     return outputs
+
+
+def generate_same_seed(pipe: Any, image: Image.Image, prompts: Sequence[str], steps: int, text_guidance: float,
+                       image_guidance: float, seed: int) -> list[Image.Image]:
+    """``image`` edited with each of ``prompts``, every one from the same seed (the same starting noise), one batch.
+
+    :func:`t2p_utils.inference.generate` seeds image ``i`` with ``seed + i``; here every image starts from ``seed``'s
+    noise, so the outputs differ only by their text. The first is what ``generate`` makes for ``[image]``,
+    ``[prompts[0]]`` and ``seed`` (exactly for one prompt; batched, within about 1/255).
+    """
+    gen_device = "cpu" if pipe.device.type == "mps" else pipe.device
+    gens = [torch.Generator(device=gen_device).manual_seed(int(seed)) for _ in prompts]
+    res = pipe(prompt=list(prompts), image=[image.convert("RGB")] * len(prompts), num_inference_steps=int(steps),
+               guidance_scale=float(text_guidance), image_guidance_scale=float(image_guidance), generator=gens,
+               output_type="pil")
+    return list(res.images)
+
+
+def _at_size(out: Image.Image, size: tuple[int, int]) -> Image.Image:
+    raw = out.convert("RGB")
+    return raw if raw.size == size else raw.resize(size, Image.Resampling.LANCZOS)
 
 
 def _flat_view(drawing: Drawing, raw: Image.Image, mask: np.ndarray, request: ExactRequest,
@@ -709,22 +865,57 @@ def _none_painted(request: ExactRequest) -> tuple[ExactMatch, ...]:
 # the held-out test characters
 # ---------------------------------------------------------------------------------------------
 def held_out_gallery(profile: str, root: Path | None = None) -> list[tuple[str, str]]:
-    """(line-art path, caption) of the held-out test characters (``split == "test"``), sorted by id; [] before step 01."""
+    """(line-art path, caption) of the held-out test characters (``split == "test"``), by id as numbers (19 before
+    189); [] before step 01."""
     paths = Paths.for_profile(profile, root)
     try:
         df = read_manifest(paths.manifest)
     except (FileNotFoundError, ValueError) as exc:
         log.info("demo: no test gallery (%s)", exc)
         return []
-    test = df[df["split"] == "test"].sort_values("id")
+    test = df[df["split"] == "test"]
     items = []
-    for row in test.itertuples():
+    for row in sorted(test.itertuples(), key=lambda r: _natural(str(r.id))):
         path = paths.root / str(row.lineart)
         if path.is_file():
             items.append((str(path), f"{row.id} {row.name}".strip()))
     return items
 
 
+
+
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that orders the digit runs of ``text`` as numbers: "19" < "189", "s2" < "s10"."""
+    return tuple((0, int(t)) if t.isdigit() else (1, t.lower()) for t in re.split(r"(\d+)", text) if t)
+
+
+def color_control_scores(profile: str, root: Path | None = None) -> dict[str, tuple[float, float, float]]:
+    """Step 05's colour control per model (raw outputs, both instruction templates): (mean, 95 % CI low, high).
+
+    Read from ``reports/<profile>/metrics.csv`` (rows ``metric == "color_control"``, ``prompt == "control:all"``,
+    ``variant == "raw"``); {} before 05 has run or when the file cannot be read.
+    """
+    import pandas as pd
+
+    path = output_files(Paths.for_profile(profile, root))["metrics_csv"]
+    try:
+        df = pd.read_csv(path)
+        rows = df[(df["metric"] == "color_control") & (df["prompt"] == "control:all") & (df["variant"] == "raw")]
+        return {str(r.model): (float(r.mean), float(r.ci_low), float(r.ci_high)) for r in rows.itertuples()}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        log.info("demo: no colour control from 05 (%s)", exc)
+        return {}
+
+
+def control_markdown(score: tuple[float, float, float] | None) -> str:
+    """05's colour control of one model, in words for its column ("" when 05 has not scored it)."""
+    if score is None:
+        return ""
+    mean, lo, hi = score
+    text = f"05 colour control {mean:.3f} [{lo:.3f}, {hi:.3f}]"
+    if hi < M.MIN_COLOR_SHARE:
+        return f"⚠️ {text}: the colours the text names barely change its output"
+    return text
 
 
 def profile_resolution(profile: str, root: Path | None = None) -> int:
@@ -809,6 +1000,8 @@ def run_message(results: Sequence[ModelOutput], steps: int, random: bool = False
     used = results[0].seed
     lines = [f"Done: {len(results)} model(s), seed {used}{' (random)' if random else ''}, {int(steps)} steps."]
     first = results[0]
+    if first.frame_note:
+        lines.append(f"Note: {first.frame_note}.")
     if first.size_note:
         lines.append(f"The flat view: {first.size_note}.")
     if first.request:
@@ -854,6 +1047,7 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
     avail = [m for m in models.values() if m.available]
     resolution = profile_resolution(profile, paths.root)
     gallery = held_out_gallery(profile, paths.root)
+    control = color_control_scores(profile, paths.root)
     out_dir = Path(tempfile.mkdtemp(prefix="t2p-demo-"))
 
     with gr.Blocks(title="t2p: colour line art with text", analytics_enabled=False) as blocks:
@@ -866,8 +1060,10 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
             "longest side; larger drawings are scaled down), **raw** is the model's own output and "
             "**mask-protected** that output with outline and background restored from the line art. Hex codes and "
             "CSS colour names (“a #3a7bd5 body”, “a teal belly”) are asked as their basic colour and painted "
-            "exactly in the flat view. Under each output: the colours your text names, whether they cover the "
-            "character (✓ hit: at least 3 % of it), and the colours actually used.")
+            "exactly in the flat view. Under each output: the colours your text names and whether the text made "
+            "the model paint them (✓ hit: the colour covers at least 3 % of the character, and at least 3 % more "
+            "than the same model paints with the same seed when the colour words are left out; ✗ there anyway: "
+            "it paints that colour unasked too), and the colours actually used.")
         gr.Markdown(models_markdown(profile, models, paths.root), elem_id="t2p-models")
         with gr.Row():
             with gr.Column(scale=1):
@@ -888,7 +1084,9 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
                 tg = gr.Slider(0.0, 20.0, value=cfg.text_guidance, step=0.5, label="Text guidance")
                 ig = gr.Slider(0.0, 5.0, value=cfg.image_guidance, step=0.1, label="Image guidance")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="t2p-seed")
+                    # no minimum / maximum: Gradio would refuse an out-of-range number with a bare "Error" on
+                    # every output; check_seed says what is wrong in the message line instead
+                    seed = gr.Number(value=0, label=f"Seed (0 to {MAX_SEED})", elem_id="t2p-seed")
                     random_seed = gr.Checkbox(value=False, label="Random seed")
                 button = gr.Button("Colour it", variant="primary", elem_id="t2p-run")
         message = gr.Markdown("", elem_id="t2p-message")
@@ -902,7 +1100,9 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
         with gr.Row(equal_height=False):
             for m in avail:
                 with gr.Column(min_width=180, elem_classes=["t2p-model"]):
-                    gr.Markdown(f"**{m.label}**  \n<small>{m.status}</small>")
+                    ctl = control_markdown(control.get(m.name))
+                    gr.Markdown(f"**{m.label}**  \n<small>{m.status}</small>" + (f"  \n<small>{ctl}</small>" if ctl else ""),
+                                elem_id=f"t2p-head-{m.name}")
                     outs.append(gr.Image(label=m.label, type="filepath", format="png", image_mode=None,
                                          interactive=False, height=OUTPUT_HEIGHT, buttons=["download", "fullscreen"],
                                          elem_classes=["t2p-output"], elem_id=f"t2p-out-{m.name}"))
@@ -917,38 +1117,99 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
                 values += _column(files.results[m.name], files, chosen, bool(clear))
             return values
 
-        def run(image: Any, text: str, n_steps: float, t_g: float, i_g: float, seed_value: float | None,
+        def cleared() -> list[Any]:
+            """The outputs emptied: they showed another drawing than the one just refused."""
+            values: list[Any] = []
+            for _ in avail:
+                values += [gr.update(value=None), "", *[gr.update(value=None, visible=False)] * 3]
+            return values
+
+        def run(image: Any, text: str, n_steps: float, t_g: float, i_g: float, seed_value: Any,
                 random: bool, chosen: str, clear: bool) -> list[Any]:
+            """The button. Whatever fails, it answers with a message and leaves the inputs alone: every input is
+            checked (colorize) before a model runs, and what goes back to the page is plain text, paths and a seed
+            in range, so the event stream cannot break (a broken stream reloads the page)."""
             keep = [gr.skip()] * len(outs)
-            if not avail:
-                gr.Warning(no_models_message(profile, paths.root))
-                return [f"⚠️ {no_models_message(profile, paths.root)}", gr.skip(), gr.skip(), *keep]
             try:
-                results = colorize(image, text, models=models, steps=int(n_steps), text_guidance=t_g, image_guidance=i_g,
-                                   seed=None if random or seed_value is None else int(seed_value),
-                                   resolution=resolution, outline_l=cfg.outline_l, threads=cfg.torch_threads)
-            except DemoInputError as exc:
-                gr.Warning(str(exc))
+                if not avail:
+                    return [f"⚠️ {no_models_message(profile, paths.root)}", gr.skip(), gr.skip(), *keep]
+                drawn = random or seed_value is None
+                results = colorize(image, text, models=models, steps=int(n_steps), text_guidance=t_g,
+                                   image_guidance=i_g, seed=None if drawn else seed_value, resolution=resolution,
+                                   outline_l=cfg.outline_l, threads=cfg.torch_threads)
+                files = Downloads(out_dir, {r.name: r for r in results})
+                return [run_message(results, int(n_steps), drawn), int(results[0].seed), files,
+                        *columns(files, chosen, clear)]
+            except DrawingError as exc:  # another drawing than the one the outputs show: they go
+                return [f"⚠️ {exc}", gr.skip(), None, *cleared()]
+            except DemoInputError as exc:  # a setting: the outputs still show this drawing, they stay
                 return [f"⚠️ {exc}", gr.skip(), gr.skip(), *keep]
             except Exception as exc:  # the app keeps running whatever happens
                 log.exception("demo: request failed")
-                gr.Warning(f"Something went wrong: {_short(exc)}")
                 return [f"⚠️ Something went wrong: {_short(exc)}", gr.skip(), gr.skip(), *keep]
-            files = Downloads(out_dir, {r.name: r for r in results})
-            return [run_message(results, int(n_steps), random), results[0].seed, files,
-                    *columns(files, chosen, clear)]
 
         def show(chosen: str, clear: bool, files: Downloads | None) -> list[Any]:
             """Switch the view or the layers' background: files written from what the last click made."""
             if files is None:
                 return [gr.skip()] * len(outs)
-            return columns(files, chosen, clear)
+            try:
+                return columns(files, chosen, clear)
+            except Exception:  # e.g. the temporary folder was removed: keep what is shown
+                log.exception("demo: switching the view failed")
+                return [gr.skip()] * len(outs)
 
-        button.click(run, inputs=[image_in, instruction, steps, tg, ig, seed, random_seed, view, transparent],
-                     outputs=[message, seed, shown, *outs], concurrency_limit=1)
-        for control in (view, transparent):
-            control.change(show, inputs=[view, transparent, shown], outputs=outs, show_progress="hidden")
+        # the inputs are kept in the browser (localStorage, encrypted with this server's secret) on every upload and
+        # click, and put back when the page loads: even a reload (a server restart, a lost connection) keeps them
+        saved = gr.BrowserState({}, storage_key=f"t2p-demo-{profile}")
+        inputs = [image_in, instruction, steps, tg, ig, seed, random_seed]
+
+        def remember(image: Any, text: Any, n_steps: Any, t_g: Any, i_g: Any, seed_value: Any, random: Any) -> dict:
+            return remembered(image, text, n_steps, t_g, i_g, seed_value, random)
+
+        def restore(state: Any) -> list[Any]:
+            return restored(state, len(inputs))
+
+        image_in.change(remember, inputs=inputs, outputs=saved, queue=False, show_progress="hidden")
+        button.click(remember, inputs=inputs, outputs=saved, queue=False, show_progress="hidden").then(
+            run, inputs=[image_in, instruction, steps, tg, ig, seed, random_seed, view, transparent],
+            outputs=[message, seed, shown, *outs], concurrency_limit=1)
+        blocks.load(restore, inputs=saved, outputs=inputs, show_progress="hidden")
+        for control_box in (view, transparent):
+            control_box.change(show, inputs=[view, transparent, shown], outputs=outs, show_progress="hidden")
     return DemoApp(blocks, profile, models, gallery, [str(paths.processed), str(out_dir)])
+
+
+def _number(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def remembered(image: Any, text: Any, steps: Any, text_guidance: Any, image_guidance: Any, seed: Any,
+               random: Any) -> dict[str, Any]:
+    """The inputs as the browser keeps them: JSON-safe whatever they are (a line art sent as bytes, e.g. pasted from
+    the clipboard, has no path and is not kept; a number that is not finite is dropped)."""
+    return {"image": image if isinstance(image, str) else None, "instruction": "" if text is None else str(text),
+            "steps": _number(steps), "text_guidance": _number(text_guidance), "image_guidance": _number(image_guidance),
+            "seed": _number(seed), "random": bool(random)}
+
+
+def restored(state: Any, n: int = 7) -> list[Any]:
+    """The values :func:`remembered` kept, for the page's inputs in its order; a skip for each value not kept (or
+    an upload whose file is gone)."""
+    import gradio as gr
+
+    state = state if isinstance(state, dict) else {}
+    image, text, random = state.get("image"), state.get("instruction"), state.get("random")
+    # numbers as floats again: the browser sends 1.8e19 back as the JSON integer 18446744073709552000, which, as a
+    # Python int, Gradio could not send to the page (orjson: "Integer exceeds 64-bit range"), and the page would reload
+    values = [image if isinstance(image, str) and Path(image).is_file() else None,
+              text if isinstance(text, str) and text else None,
+              *(_number(state.get(k)) for k in ("steps", "text_guidance", "image_guidance", "seed")),
+              random if isinstance(random, bool) else None]
+    return [gr.skip() if v is None else v for v in values][:n]
 
 
 def _pick(gallery: Sequence[tuple[str, str]]) -> Any:

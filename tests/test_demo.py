@@ -77,7 +77,8 @@ class PaintPipe:
 
     def __call__(self, prompt: list[str], image: list[Image.Image], num_inference_steps: int, guidance_scale: float,
                  image_guidance_scale: float, generator: list[torch.Generator], output_type: str) -> SimpleNamespace:
-        self.calls.append({"prompt": prompt, "steps": num_inference_steps, "seed": generator[0].initial_seed()})
+        self.calls.append({"prompt": prompt, "steps": num_inference_steps, "seed": generator[0].initial_seed(),
+                           "seeds": [g.initial_seed() for g in generator]})
         if self.fail:
             raise RuntimeError("out of paint")
         out = []
@@ -89,6 +90,41 @@ class PaintPipe:
 
 def painter(name: str = "ip2p_paint", fail: bool = False) -> D.LoadedModel:
     return D.LoadedModel(name, f"painter {name}", ("a fake that paints the named colour",), "memory", PaintPipe(fail))
+
+
+class DeafPipe(PaintPipe):
+    """Ignores the text, as the CNN-LSTM-caption model does: the same image for every prompt, its fixed palette
+    (blue top, green bottom) covering the character whatever colour is asked."""
+
+    def __call__(self, prompt: list[str], image: list[Image.Image], num_inference_steps: int, guidance_scale: float,
+                 image_guidance_scale: float, generator: list[torch.Generator], output_type: str) -> SimpleNamespace:
+        self.calls.append({"prompt": prompt, "seeds": [g.initial_seed() for g in generator]})
+        out = []
+        for im in image:
+            a = np.empty((im.height, im.width, 3), np.uint8)
+            a[: im.height // 2], a[im.height // 2:] = BASIC_PROTOTYPES["blue"], BASIC_PROTOTYPES["green"]
+            out.append(Image.fromarray(a))
+        return SimpleNamespace(images=out)
+
+
+class PartlyDeafPipe(PaintPipe):
+    """Paints the first colour the prompt names in the top half and green in the bottom half, asked or not."""
+
+    def __call__(self, prompt: list[str], image: list[Image.Image], num_inference_steps: int, guidance_scale: float,
+                 image_guidance_scale: float, generator: list[torch.Generator], output_type: str) -> SimpleNamespace:
+        out = []
+        for p, im in zip(prompt, image, strict=True):
+            a = np.full((im.height, im.width, 3), 255, np.uint8)
+            words = color_words(p)
+            if words:
+                a[: im.height // 2] = BASIC_PROTOTYPES[words[0]]
+            a[im.height // 2:] = BASIC_PROTOTYPES["green"]
+            out.append(Image.fromarray(a))
+        return SimpleNamespace(images=out)
+
+
+def fake(pipe: Any, name: str = "fake") -> D.LoadedModel:
+    return D.LoadedModel(name, f"fake {name}", (), "memory", pipe)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +273,7 @@ def test_one_image_per_model_of_the_right_size_and_red_is_read_out(models: dict[
     paint = outs[-1]
     assert paint.readout.hits == ("red",) and paint.readout.used == ("red",)
     assert paint.readout.coverage["red"] == pytest.approx(1.0)
-    assert "red ✓ hit (100%)" in paint.markdown()
+    assert "red ✓ hit (100%; 0% unasked)" in paint.markdown()
     # identical weights, one seed for all -> identical outputs; the seed is reproducible
     np.testing.assert_array_equal(np.asarray(outs[0].image), np.asarray(outs[1].image))
     again = D.colorize(ring_lineart(), "Turn it into a red creature", models=models, steps=2, seed=3)
@@ -356,7 +392,7 @@ def test_exact_colours_are_asked_as_basic_terms_painted_exactly_and_reported() -
     p = painter()
     outs = D.colorize(creature_lineart(256), "Turn it into a #3a7bd5 creature", models={"p": p})
     out = outs[0]
-    assert p.pipe.calls[0]["prompt"] == ["Turn it into a blue creature"]  # the model is asked the basic term
+    assert p.pipe.calls[0]["prompt"] == ["Turn it into a blue creature", "Turn it into a creature"]  # the basic term
     flat = np.asarray(out.flat)
     assert tuple(flat[100, 128]) == (58, 123, 213) and tuple(flat[200, 128]) == (58, 123, 213)
     assert tuple(np.asarray(out.raw)[30, 30]) == BASIC_PROTOTYPES["blue"]  # the raw view: as the model painted
@@ -438,10 +474,181 @@ def test_gallery_lists_the_held_out_test_characters(demo_root: Paths) -> None:
     from t2p_utils.manifest import read_manifest
 
     df = read_manifest(demo_root.manifest)
-    assert [Path(p).stem for p, _ in gallery] == sorted(df.loc[df["split"] == "test", "id"])
+    ids = df.loc[df["split"] == "test", "id"].astype(str)
+    assert [Path(p).stem for p, _ in gallery] == sorted(ids, key=D._natural)
     assert all(Path(p).is_file() for p, _ in gallery)
     outs = D.colorize(gallery[0][0], "Turn it into a green creature", models={"p": painter()})  # a path works too
     assert outs[0].readout.hits == ("green",)
+
+
+def test_gallery_orders_ids_as_numbers(tmp_root: Path) -> None:
+    assert sorted(["189", "19", "2", "s10", "s2", "110"], key=D._natural) == ["2", "19", "110", "189", "s2", "s10"]
+    paths = Paths.for_profile("smoke", tmp_root)
+    make_synthetic(paths, n=30, size=64, seed=42)
+    from t2p_utils.manifest import read_manifest, write_manifest
+
+    df = read_manifest(paths.manifest)
+    test = df.index[df["split"] == "test"]
+    for new_id, i in zip(("189", "19", "2"), test, strict=False):  # ids as step 01 writes Pokédex numbers
+        df.loc[i, "id"] = new_id
+    write_manifest(df.to_dict("records"), paths.manifest)
+    assert [c.split()[0] for _, c in D.held_out_gallery("smoke", tmp_root)][:3] == ["2", "19", "189"]
+
+
+# ------------------------------------------------------------------------------ seeds (issue 22)
+def test_seeds_are_whole_numbers_from_0_to_2_to_the_32_minus_1() -> None:
+    assert D.MAX_SEED == 2**32 - 1
+    assert [D.check_seed(v) for v in (0, 7, 7.0, np.int64(9), D.MAX_SEED, float(D.MAX_SEED), None)] == [
+        0, 7, 7, 9, D.MAX_SEED, D.MAX_SEED, None]
+    for bad, why in ((-1, "-1 is negative"), (2**64, "18446744073709551616 is too large"),
+                     (float(2**64), "is too large"), (D.MAX_SEED + 1, "too large"), (1.5, "1.5 is not"),
+                     (float("inf"), "inf is not"), (float("nan"), "nan is not"), ("12", "not str"), (True, "not bool")):
+        with pytest.raises(D.DemoInputError, match=why) as err:
+            D.check_seed(bad)
+        assert f"from 0 to {D.MAX_SEED}" in str(err.value), bad  # the message says the range
+        assert not isinstance(err.value, D.DrawingError)  # a setting: the page keeps the outputs it shows
+
+
+def test_colorize_refuses_a_seed_out_of_range_before_any_model_runs() -> None:
+    model = painter()
+    for bad in (-1, 2**64, 2**70, 1.5):
+        with pytest.raises(D.DemoInputError, match=f"from 0 to {D.MAX_SEED}"):
+            D.colorize(ring_lineart(), "a red thing", models={"p": model}, seed=bad)
+    assert model.pipe.calls == []
+    out, = D.colorize(ring_lineart(), "a red thing", models={"p": model}, seed=D.MAX_SEED)
+    assert out.seed == D.MAX_SEED and model.pipe.calls[0]["seeds"] == [D.MAX_SEED, D.MAX_SEED]
+    json.dumps(out.seed)  # what the page sends back to the seed box
+
+
+def test_drawing_errors_are_told_apart_from_setting_errors() -> None:
+    for src in (None, b"not an image", Image.new("RGBA", (64, 64), (0, 0, 0, 0)), _photo(),
+                Image.new("RGB", (64, 64), "black")):
+        with pytest.raises(D.DrawingError):
+            D.colorize(src, "a red thing", models={"p": painter()})
+    with pytest.raises(D.DemoInputError) as err:
+        D.colorize(ring_lineart(), "", models={"p": painter()})
+    assert not isinstance(err.value, D.DrawingError)
+
+
+def test_the_inputs_the_browser_keeps_are_json_safe_and_come_back() -> None:
+    kept = D.remembered(b"pasted bytes", "a red thing", 20.0, 5.0, 1.5, float(2**64), False)
+    assert json.loads(json.dumps(kept)) == kept and kept["image"] is None and kept["seed"] == float(2**64)
+    kept = D.remembered("/no/such/file.png", None, float("inf"), None, "x", float("nan"), 1)
+    assert json.loads(json.dumps(kept, allow_nan=False)) == kept
+    assert kept["steps"] is None and kept["seed"] is None and kept["random"] is True
+    import gradio as gr
+
+    back = D.restored(D.remembered(str(REPO / "README.md"), "a red thing", 20, 5.0, 1.5, -3, False))
+    assert back == [str(REPO / "README.md"), "a red thing", 20.0, 5.0, 1.5, -3.0, False]  # as typed, even a bad seed
+    skip = gr.skip()
+    assert D.restored({"image": "/no/such/file.png"})[0] == skip  # an upload whose file is gone
+    assert D.restored(None) == [skip] * 7 and D.restored("garbage") == [skip] * 7
+    # JavaScript sends a kept 1.8e19 back as the integer 18446744073709552000: a float again, or Gradio cannot send it
+    back = D.restored({"seed": 18446744073709552000, "steps": "20", "instruction": 5, "random": "yes"})
+    assert back[5] == float(2**64) and isinstance(back[5], float) and back[2] == 20.0
+    assert back[1] == skip and back[6] == skip
+    import orjson
+
+    orjson.dumps([v for v in back if v is not skip])
+
+
+# ------------------------------------------------------------------------------ the read-out rule (issue 22)
+def test_without_color_words_leaves_the_rest_of_the_instruction() -> None:
+    assert D.without_color_words(D.SEED_INSTRUCTION) == "Turn it into a creature with a belly and a face and back."
+    assert D.without_color_words("Turn it into a purple and pink cat.") == "Turn it into a cat."
+    assert D.without_color_words("a crimson, white or blue-green flag") == "a flag"
+    assert D.without_color_words("Make it look nice") == "Make it look nice"
+    assert D.without_color_words("credit the bred cat") == "credit the bred cat"  # words, not substrings
+
+
+def test_a_model_that_ignores_the_text_is_credited_with_no_hit() -> None:
+    deaf = DeafPipe()
+    for colour in ("blue", "green", "red"):
+        out, = D.colorize(creature_lineart(128), f"Turn it into a {colour} creature.", models={"d": fake(deaf)},
+                          seed=5)
+        for view in D.VIEWS:
+            r = out.readouts[view]
+            assert r.hits == (), (colour, view)  # its fixed palette is no evidence the text was followed
+            if colour in ("blue", "green"):
+                assert r.present == (colour,) and r.anyway == (colour,) and r.coverage[colour] > 0.3, (colour, view)
+                assert r.coverage[colour] == pytest.approx(r.unasked[colour]), (colour, view)
+                assert f"{colour} ✗ there anyway" in out.markdown(view)
+            else:
+                assert r.misses == ("red",)
+            assert "✓ hit" not in out.markdown(view) and "0/1 painted because asked" in out.markdown(view)
+    # both prompts went to the model in one batch, from the same seed
+    assert deaf.calls[0]["prompt"] == ["Turn it into a blue creature.", "Turn it into a creature."]
+    assert deaf.calls[0]["seeds"] == [5, 5]
+
+
+def test_a_model_that_paints_the_asked_colour_is_credited_with_it() -> None:
+    out, = D.colorize(creature_lineart(128), "Turn it into a red creature.", models={"p": painter()})
+    for view in D.VIEWS:
+        r = out.readouts[view]
+        assert r.hits == ("red",) and r.unasked == {"red": 0.0}, view
+    assert "red ✓ hit (100%; 0% unasked)" in out.markdown("raw")
+    assert out.unasked_prompt == "Turn it into a creature." and out.unasked.size == out.raw.size
+    assert "unasked: “Turn it into a creature.”, same seed" in out.markdown()
+
+
+def test_each_asked_colour_is_credited_on_its_own() -> None:
+    # paints the asked colour on top and green below, asked or not: red is a hit, green is there anyway
+    out, = D.colorize(creature_lineart(128), "a red creature with a green belly", models={"p": fake(PartlyDeafPipe())})
+    r = out.readouts["raw"]
+    assert r.asked == ("red", "green") and r.hits == ("red",) and r.anyway == ("green",) and r.misses == ()
+    assert "1/2 painted because asked" in r.markdown()
+
+
+def test_no_colour_asked_means_one_image_per_model_and_nothing_to_credit() -> None:
+    model = painter()
+    out, = D.colorize(ring_lineart(), "Make it look nice", models={"p": model})
+    assert [len(c["prompt"]) for c in model.pipe.calls] == [1] and out.unasked is None
+    assert out.readout.asked == () and "names no colour" in out.markdown()
+
+
+def test_a_readout_without_an_unasked_output_credits_nothing() -> None:
+    red = Image.new("RGB", (32, 32), BASIC_PROTOTYPES["red"])
+    region = np.ones((32, 32), bool)
+    r = D.read_colors(red, "a red thing", region)
+    assert r.present == ("red",) and r.hits == () and "not checked against an unasked output" in r.markdown()
+    r = D.read_colors(red, "a red thing", region, unasked=Image.new("RGB", (32, 32), "white"))
+    assert r.hits == ("red",) and r.gain("red") == pytest.approx(1.0)
+    r = D.read_colors(red, "a red thing", region, unasked=red)
+    assert r.hits == () and r.anyway == ("red",)
+
+
+def test_05s_colour_control_is_shown_with_each_model(tmp_root: Path) -> None:
+    assert D.color_control_scores("cpu", tmp_root) == {}  # before 05
+    reports = tmp_root / "reports" / "cpu"
+    reports.mkdir(parents=True)
+    (reports / "metrics.csv").write_text(
+        "model,variant,prompt,metric,mean,ci_low,ci_high,n\n"
+        "ip2p_cnn_lstm,raw,control:body,color_control,0.002,0.001,0.003,40\n"
+        "ip2p_cnn_lstm,flat,control:all,color_control,0.0005,-0.001,0.002,40\n"
+        "ip2p_cnn_lstm,raw,control:all,color_control,0.0018,0.0014,0.0022,40\n"
+        "ip2p_clip,raw,control:all,color_control,0.342,0.320,0.364,40\n"
+        "ip2p_clip,raw,faithful,ssim,0.5,0.4,0.6,77\n")
+    scores = D.color_control_scores("cpu", tmp_root)
+    assert scores == {"ip2p_cnn_lstm": (0.0018, 0.0014, 0.0022), "ip2p_clip": (0.342, 0.320, 0.364)}
+    assert D.control_markdown(scores["ip2p_cnn_lstm"]).startswith("⚠️ 05 colour control 0.002 [0.001, 0.002]: the "
+                                                                  "colours the text names barely change its output")
+    assert D.control_markdown(scores["ip2p_clip"]) == "05 colour control 0.342 [0.320, 0.364]"
+    assert D.control_markdown(None) == ""
+
+
+# ------------------------------------------------------------------------------ smaller things (issue 22)
+def test_an_animated_gif_says_only_its_first_frame_is_coloured() -> None:
+    frames = [creature_lineart(96), ring_lineart(96), creature_lineart(96).rotate(90)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    d = D.prepare_drawing(buf.getvalue(), 64)
+    assert d.frames == 3 and d.frame_note == "the upload is an animation of 3 frames: only its first frame is coloured"
+    outs = D.colorize(buf.getvalue(), "a red thing", models={"p": painter()})
+    assert outs[0].frame_note == d.frame_note and f"Note: {d.frame_note}." in D.run_message(outs, 20)
+    still = io.BytesIO()
+    frames[0].save(still, "GIF")
+    assert D.prepare_drawing(still.getvalue(), 64).frame_note == ""
+    assert "Note:" not in D.run_message(D.colorize(still.getvalue(), "a red thing", models={"p": painter()}), 20)
 
 
 def test_cli_binds_localhost_by_default() -> None:

@@ -3,8 +3,9 @@
 The app runs in this process on 127.0.0.1 (a free port) over tiny pipelines built in code
 (the ``demo_root`` fixture of test_demo.py). Chromium may reach 127.0.0.1 only (every other host
 name resolves to nothing), and every request the page makes is checked to be local: the demo
-works offline. Screenshots are saved to reports/demo_screenshot.png (the flat view)
-and reports/demo_screenshot_raw.png (git-ignored).
+works offline. Screenshots are saved to reports/demo_screenshot.png (the flat view),
+reports/demo_screenshot_raw.png, reports/demo_screenshot_bad_seed.png (a seed of 2**64: a message, the inputs and
+outputs kept) and reports/demo_screenshot_photo.png (a photo refused) (git-ignored).
 
 Skipped only when /usr/bin/chromium is missing and CI is not set; under CI it must run
 (``.ci/run`` installs Chromium with apt when it is missing).
@@ -31,6 +32,8 @@ CHROMIUM = Path(os.environ.get("T2P_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("T2P_CHROMEDRIVER", "/usr/bin/chromedriver"))
 SCREENSHOT = REPO / "reports" / "demo_screenshot.png"  # the flat view, as the page opens on an output
 SCREENSHOT_RAW = SCREENSHOT.with_name("demo_screenshot_raw.png")  # the same outputs, raw
+SCREENSHOT_SEED = SCREENSHOT.with_name("demo_screenshot_bad_seed.png")  # a seed of 2**64: message, all kept
+SCREENSHOT_PHOTO = SCREENSHOT.with_name("demo_screenshot_photo.png")  # a photo refused, the outputs cleared
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -92,6 +95,13 @@ def requested_urls(driver: Any) -> list[str]:
     return urls
 
 
+def badges(driver: Any) -> list[str]:
+    """Visible status badges Gradio puts over components when an event fails ("Error")."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.error, .validation-error')]"
+        ".filter(e => e.offsetParent !== null && e.textContent.trim()).map(e => e.textContent.trim())")
+
+
 def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], browser: Any, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from selenium.common.exceptions import TimeoutException
@@ -102,14 +112,14 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
 
     url, app = app_url
     names = [m.name for m in app.models.values() if m.available]
-    generated: list[int] = []  # one entry per image a model generates (the app runs in this process)
-    real_generate = D.generate
+    generated: list[int] = []  # one entry per model call (the app runs in this process)
+    real_generate = D.generate_same_seed
 
     def counting_generate(*args: Any, **kwargs: Any) -> Any:
         generated.append(1)
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(D, "generate", counting_generate)
+    monkeypatch.setattr(D, "generate_same_seed", counting_generate)
     assert names == ["ip2p_cnn_lstm", "ip2p_clip"]
     wait = WebDriverWait(browser, 60)
 
@@ -185,6 +195,50 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
     browser.find_element(*css("#t2p-view input[value=flat]")).click()
     shown(names[0], 300)
 
+    # a seed out of range (issue 22): one message naming the range; no "Error" badge; the page is not reloaded, the
+    # upload, the instruction, the seed as typed and the outputs all stay; no model runs
+    seed_box = browser.find_element(*css("#t2p-seed input"))
+    browser.execute_script("window.t2pNotReloaded = true")
+    out_src = browser.find_element(*css(f"#t2p-out-{names[0]} img")).get_attribute("src")
+    calls = len(generated)
+    for bad, why in (("-1", "-1 is negative"), ("18446744073709551616", "is too large")):
+        seed_box.send_keys(Keys.CONTROL, "a")
+        seed_box.send_keys(bad, Keys.TAB)
+        run.click()
+        wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), why))
+        message = browser.find_element(*css("#t2p-message")).text
+        assert f"from 0 to {D.MAX_SEED}" in message, message
+        assert browser.execute_script("return window.t2pNotReloaded === true"), f"seed {bad} reloaded the page"
+        assert badges(browser) == [], (bad, badges(browser))
+        assert browser.find_element(*css("#t2p-lineart img")).get_attribute("src").endswith("my%20drawing.png") or \
+            "my drawing" in browser.find_element(*css("#t2p-lineart img")).get_attribute("src")
+        assert box.get_attribute("value") == "Turn it into a red creature with a #3a7bd5 belly"
+        assert float(seed_box.get_attribute("value")) == float(bad)  # as typed, to be corrected
+        for name in names:
+            assert browser.find_element(*css(f"#t2p-out-{name} img")).is_displayed(), (bad, name)
+        assert browser.find_element(*css(f"#t2p-out-{names[0]} img")).get_attribute("src") == out_src
+    assert len(generated) == calls, "a bad seed reached the models"
+    assert browser.find_elements(By.CSS_SELECTOR, ".toast-body") == []  # one message: the line above the outputs
+    browser.save_screenshot(str(SCREENSHOT_SEED))
+
+    # even a reload keeps the inputs (they live in the browser's storage), the bad seed included
+    browser.refresh()
+    run = wait.until(EC.element_to_be_clickable(css("#t2p-run")))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#t2p-instruction textarea").get_attribute("value")
+               == "Turn it into a red creature with a #3a7bd5 belly")
+    wait.until(EC.presence_of_element_located(css("#t2p-lineart img")))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#t2p-seed input").get_attribute("value")
+               == "18446744073709552000")  # a float in JavaScript: refused again with the same message
+    box = browser.find_element(*css("#t2p-instruction textarea"))
+    seed_box = browser.find_element(*css("#t2p-seed input"))
+    seed_box.send_keys(Keys.CONTROL, "a")
+    seed_box.send_keys("7", Keys.TAB)
+    run.click()
+    wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "seed 7"))
+    for name in names:
+        shown(name, 300)
+    calls = len(generated)
+
     # an empty instruction: a message, the outputs stay
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)
@@ -211,12 +265,32 @@ def test_upload_type_click_and_see_every_model(app_url: tuple[str, D.DemoApp], b
         "const i = document.querySelector('#t2p-lineart img'); return i && i.src.endsWith('photo.png')"))
     run.click()
     wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), "does not look like line art"))
+    message = browser.find_element(*css("#t2p-message")).text
+    assert "looks like a colour image" in message and "% of its pixels are coloured" in message, message
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"#t2p-out-{names[0]} img"))  # outputs of another drawing
+    assert all(not browser.find_elements(By.CSS_SELECTOR, f"#t2p-out-{n} img") for n in names)
+    assert badges(browser) == []
+    browser.save_screenshot(str(SCREENSHOT_PHOTO))
+
+    # a black page and a fully transparent one: refused, saying why
+    for what, img, why in (("black.png", Image.new("RGB", (200, 200), "black"), "mostly dark"),
+                           ("clear.png", Image.new("RGBA", (200, 200), (0, 0, 0, 0)), "blank")):
+        img.save(tmp_path / what)
+        browser.find_element(*css("#t2p-lineart input[type=file]")).send_keys(str(tmp_path / what))
+        wait.until(lambda d, w=what: d.execute_script(
+            "const i = document.querySelector('#t2p-lineart img'); return i && i.src.endsWith(arguments[0])", w))
+        run.click()
+        wait.until(EC.text_to_be_present_in_element(css("#t2p-message"), why))
+        assert "line art" in browser.find_element(*css("#t2p-message")).text
+    assert len(generated) == calls, "a refused input reached the models"
 
     # picking a held-out test character puts its line art in the input
     first = app.gallery[0][0]
     browser.find_element(*css("#t2p-gallery button.thumbnail-item")).click()
     wait.until(lambda d: (d.execute_script(
         "const i = document.querySelector('#t2p-lineart img'); return i && i.src") or "").endswith(Path(first).name))
+    width = browser.execute_script("return document.querySelector('#t2p-lineart img').getBoundingClientRect().width")
+    assert width > 150, f"the picked {Image.open(first).width} px character is shown {width:.0f} px wide"
 
     assert not Path(D.__file__).with_suffix(".pyi").exists()  # no gr.Image subclass: Gradio writes no stub
     urls = requested_urls(browser)
