@@ -16,20 +16,45 @@ failed step stops the run with the notebook and cell named, and the next run sta
 that was interrupted (Ctrl-C, a killed run) is resumed by the next run, ``--from`` included (04
 continues from its last checkpoint); ``--force`` starts afresh. An evaluate-only profile
 (``compare.models_from``) skips 02-04 and records them as skipped.
+
+Outputs are verified, not just found: when a step finishes, steps.json records (``checks``) the size, modification
+time and sha256 of every file it left (:func:`checked_files`: its outputs, and for 04 every file in the model folders
+it wrote). Before a step counts as done, each recorded file must still have its size, a file whose modification time
+changed must still have its hash, and every ``*.safetensors`` among them must still open (a record from before
+``checks`` existed gets only that last test, and its hashes then). A broken output is logged by name and makes the step
+stale; it re-runs with ``force`` (its own caches, e.g. 04's "same settings and data" skip, would keep the broken file).
+
+One run per profile at a time: :func:`profile_lock` holds ``reports/<profile>/run.lock`` (``fcntl.flock``, released
+by the kernel when the run ends or dies, so a killed run never leaves a stale lock) with who holds it and since when;
+a second run stops at once and says so (:class:`ProfileBusy`). An evaluate-only profile also locks the profile whose
+models it scores.
+
+Ctrl-C ends on one line, "<step> stopped (Ctrl-C). Resume it with: ./run_all.sh <profile>": the kernel runs in its
+own session (jupyter_client), so the Ctrl-C reaches only this process, which then kills the kernel's process group;
+the kernel's own console output (its fd 2 and that of every process it starts) goes to
+``reports/<profile>/progress/<step>.stderr`` and is shown live until the Ctrl-C, after which only this module's own
+log lines are shown (the kernel's teardown, papermill's and asyncio's complaints stay out).
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
 import json
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
 from .config import PROFILES, ConfigError, Paths, load_params
 from .io import atomic_write_json, atomic_write_text, sha256_file
@@ -56,6 +81,7 @@ class StepResult:
     fingerprint: str
     error: str = ""
     outputs: list[str] = field(default_factory=list)  # what the step wrote, relative to the root; all must still exist
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> size, mtime_ns, sha256 when it finished
 
 
 def step_outputs(paths: Paths, step: str) -> list[Path]:
@@ -74,6 +100,50 @@ def step_outputs(paths: Paths, step: str) -> list[Path]:
     return []
 
 
+def checked_files(paths: Paths, step: str) -> list[Path]:
+    """The files whose size and hash steps.json records when ``step`` finishes: its outputs that exist and, for 04,
+    every file in the model folders it wrote (weights, configs, tokenizer, summary)."""
+    outputs = step_outputs(paths, step)
+    files = [p for p in outputs if p.is_file()]
+    if step == "04_finetune":
+        for folder in sorted({p.parent for p in outputs if p.parent.is_dir()}):
+            files += sorted(f for f in folder.rglob("*") if f.is_file() and f not in files)
+    return files
+
+
+def _output_checks(paths: Paths, step: str) -> dict[str, dict[str, Any]]:
+    checks = {}
+    for f in checked_files(paths, step):
+        st = f.stat()
+        checks[str(f.relative_to(paths.root))] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                                  "sha256": sha256_file(f)}
+    return checks
+
+
+def output_problem(paths: Paths, step: str, prev: dict[str, Any]) -> str | None:
+    """What is wrong with the files ``step`` left ("<file> ..."), or None: a recorded file gone, of another size, or
+    with another hash (hashed again only when its modification time changed), or saved weights that do not open."""
+    from .checkpoints import file_problem
+
+    checks: dict[str, dict[str, Any]] = prev.get("checks") or {}
+    for rel, rec in checks.items():
+        f = paths.root / rel
+        if not f.is_file():
+            return f"{rel} is gone"
+        st = f.stat()
+        if st.st_size != rec.get("size"):
+            return f"{rel} is {st.st_size} bytes, {rec.get('size')} when {step} finished (truncated or rewritten)"
+        if st.st_mtime_ns != rec.get("mtime_ns") and sha256_file(f) != rec.get("sha256"):
+            return f"{rel} changed since {step} finished (its sha256 differs)"
+    files = [paths.root / r for r in checks] if checks else checked_files(paths, step)
+    for f in files:
+        if f.suffix == ".safetensors":
+            why = file_problem(f)
+            if why:
+                return f"{f.relative_to(paths.root)} does not open ({why})"
+    return None
+
+
 def _recorded_outputs(paths: Paths, step: str) -> list[str]:
     return [str(p.relative_to(paths.root)) for p in step_outputs(paths, step) if p.exists()]
 
@@ -84,6 +154,74 @@ def _missing_outputs(paths: Paths, prev: dict[str, Any]) -> list[str]:
 
 class StepFailed(RuntimeError):
     pass
+
+
+class ProfileBusy(RuntimeError):
+    """Another run of the same profile holds its lock (:func:`profile_lock`)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a step, after :func:`run` has logged which step stopped and how to resume it."""
+
+
+def _lock_file(paths: Paths) -> Path:
+    return paths.reports / "run.lock"
+
+
+@contextmanager
+def profile_lock(paths: Paths) -> Iterator[None]:
+    """Hold ``reports/<profile>/run.lock`` for the run (``fcntl.flock``, exclusive, non-blocking); the file says who
+    holds it. Raises :class:`ProfileBusy` naming the holder's pid, command and start time when another run has it.
+    Where ``fcntl`` does not exist (Windows) runs are not locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    lock = _lock_file(paths)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115  (held open for the whole run)
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            raise ProfileBusy(_busy_message(paths, lock, fh.read())) from None
+        fh.seek(0)
+        fh.truncate()
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                   "command": _command_line()}, fh)
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+    finally:
+        fh.close()  # releases the lock
+
+
+def _command_line() -> str:
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if prog == "pipeline.py":  # ./run_all.sh and python -m t2p_utils.pipeline
+        prog = "python -m t2p_utils.pipeline"
+    return " ".join([prog, *sys.argv[1:]])
+
+
+def _busy_message(paths: Paths, lock: Path, holder_text: str) -> str:
+    try:
+        holder = json.loads(holder_text)
+    except ValueError:
+        holder = {}
+    who = "another run"
+    if holder.get("pid"):
+        since = float(holder.get("since") or 0)
+        ago = max(0, int(time.time() - since))
+        who = (f"run {holder.get('command') or '?'!r} (pid {holder['pid']} on {holder.get('host') or '?'}, since "
+               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}, {ago // 60} min {ago % 60} s ago)")
+    stop = f"or stop it (Ctrl-C in its terminal, or kill {holder['pid']})" if holder.get("pid") else "or stop it"
+    return (f"profile {paths.profile!r} is busy: {who} is using data/, models/ and reports/ of this profile in "
+            f"this checkout. Wait for it to finish {stop}, then run again (lock: {lock})")
 
 
 def default_profile() -> str:
@@ -112,7 +250,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
                                          "colors", "palette", "recolor", "clip_interrogate"),
     "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer"),
-    "04_finetune": _COMMON + ("train", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
+    "04_finetune": _COMMON + ("train", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
     "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
                              "reference_csv", "derive", "palette", "flat", "drawing", "render", "lineart", "synthetic",
                              "userdata"),
@@ -249,12 +387,18 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
     progress.parent.mkdir(parents=True, exist_ok=True)
     progress.unlink(missing_ok=True)
     progress.touch()
+    kernel_groups: list[int] = []
     try:
-        with progress_file(progress), ProgressWatcher(progress, prefix=step):
+        with progress_file(progress), ProgressWatcher(progress, prefix=step), \
+                KernelConsole(progress.with_suffix(".stderr")) as console:
             pm.execute_notebook(
                 str(src), str(out), parameters=params, cwd=str(paths.notebooks), kernel_name="python3",
                 progress_bar=False, log_output=False,
+                kernel_manager_class=_kernel_manager_class(console.file, kernel_groups),
             )
+    except KeyboardInterrupt:
+        _kill_groups(kernel_groups)  # the kernel (and its workers) run in their own session: the Ctrl-C missed them
+        raise
     except Exception as exc:  # papermill raises PapermillExecutionError; keep the executed copy
         where = _cell_of_error(out) if out.exists() else str(exc)
         if out.exists():
@@ -267,14 +411,106 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
     return StepResult(step, "ok", round(dt, 2), f"notebooks/{out.name}", f"notebooks/{html.name}", _fingerprint(paths, step))
 
 
+class KernelConsole:
+    """The kernel's console (fd 2 of the kernel and of every process it starts) goes to ``path``; a thread copies what
+    arrives to this process's stderr, until a Ctrl-C: then the kernel's teardown noise stays in the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: IO[bytes] = open(path, "wb")  # noqa: SIM115  (the kernel writes it; closed in __exit__)
+        self._stop = threading.Event()
+        self._quiet = False
+        self._thread = threading.Thread(target=self._pump, name="kernel-console", daemon=True)
+
+    def __enter__(self) -> KernelConsole:  # noqa: PYI034
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._quiet = True
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.file.close()
+
+    def _pump(self) -> None:
+        decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        with open(self.path, "rb") as src:
+            while True:
+                stopping = self._stop.wait(0.2)
+                data = src.read()
+                if data and not (self._quiet or _INTERRUPTED.is_set()):
+                    try:
+                        sys.stderr.write(decode(data))
+                        sys.stderr.flush()
+                    except (OSError, ValueError):
+                        pass
+                if stopping:
+                    return
+
+
+def _kernel_manager_class(stderr: IO[bytes], groups: list[int]) -> type:
+    """jupyter_client's AsyncKernelManager, the kernel's stderr sent to ``stderr``, its process group noted in
+    ``groups`` (jupyter_client starts each kernel in a session of its own)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _KernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stderr", stderr)
+            await super().start_kernel(**kw)
+            pgid = getattr(self.provisioner, "pgid", None)
+            if pgid:
+                groups.append(int(pgid))
+
+    return _KernelManager
+
+
+def _kill_groups(groups: list[int]) -> None:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+#: set by the command line's SIGINT handler: from then on only this module's log lines are shown
+_INTERRUPTED = threading.Event()
+
+
+class _OnlyOurs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == log.name
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """The command line's Ctrl-C: quiet every other logger and the kernel's console, then stop as usual."""
+    if not _INTERRUPTED.is_set():
+        _INTERRUPTED.set()
+        for h in logging.getLogger().handlers:
+            h.addFilter(_OnlyOurs())
+    raise KeyboardInterrupt
+
+
 def run(profile: str, *, force: bool = False, start: str | None = None, stop: str | None = None,
         root: Path | None = None) -> list[dict[str, Any]]:
-    """Run the study for ``profile`` (a built-in name or a params file); returns the step records of steps.json."""
+    """Run the study for ``profile`` (a built-in name or a params file); returns the step records of steps.json.
+    Holds the profile's lock (:func:`profile_lock`) throughout."""
     paths = Paths.for_profile(profile, root)
     params = load_params(paths.spec, paths.root)  # fail early on a bad params file
     evaluate_only = models_from(params)
     if evaluate_only:
         Paths.for_profile(evaluate_only, paths.root)  # a bad compare.models_from fails now, not in 05
+    with profile_lock(paths):
+        if evaluate_only:
+            with profile_lock(Paths.for_profile(evaluate_only, paths.root)):  # its models must not change under 05
+                return _run(paths, params, force=force, start=start, stop=stop)
+        return _run(paths, params, force=force, start=start, stop=stop)
+
+
+def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None,
+         stop: str | None) -> list[dict[str, Any]]:
+    evaluate_only = models_from(params)
     os.environ.setdefault("T2P_ROOT", str(paths.root))  # the kernels resolve the same root
     state = {} if force else load_state(paths)
     if start is not None and start not in STEPS:
@@ -301,6 +537,13 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
         if missing:
             log.info("%s: its output %s is gone; running it again", step, missing[0])
             done = False
+        broken = output_problem(paths, step, prev) if done else None
+        if broken:
+            log.warning("%s: its output %s; running it again (forced)", step, broken)
+            done = False
+        elif done and not prev.get("checks"):  # recorded before outputs were hashed: hash them now
+            state[step] = {**prev, "checks": _output_checks(paths, step)}
+            _save_state(paths, state)
         # code the step runs changed since it last succeeded: its own caches cannot tell, so it recomputes (force)
         code_changed = (prev.get("status") == "ok" and "-" in str(prev.get("fingerprint"))
                         and str(prev["fingerprint"]).split("-")[1] != stamp.split("-")[1])
@@ -314,6 +557,8 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
         resume = prev.get("status") == "interrupted" and not force
         if resume:
             log.info("%s: interrupted earlier; resuming it", step)
+        if step == "05_compare" and evaluate_only:
+            _check_models_from(paths, evaluate_only)
         def record(status: str, error: str = "", step: str = step) -> None:
             state[step] = asdict(StepResult(step, status, 0.0, f"notebooks/{step}.ipynb", f"notebooks/{step}.html", "",
                                             error))
@@ -321,20 +566,31 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
 
         record("interrupted", "started, not finished")  # what a killed run leaves behind
         try:
-            res = run_step(paths, step, {"force": bool(force or forced_here or code_changed) and not resume})
+            res = run_step(paths, step, {"force": bool(force or forced_here or code_changed or broken) and not resume})
         except StepFailed as exc:
             record("failed", str(exc).splitlines()[0])
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             log.error("%s stopped (Ctrl-C). Resume it with: ./run_all.sh %s", step, paths.spec)
-            raise
+            raise Interrupted(step) from exc
         res.outputs = _recorded_outputs(paths, step)
+        res.checks = _output_checks(paths, step)
         state[step] = asdict(res)
         _save_state(paths, state)
         log.info("%s: ok in %.1f s", step, res.seconds)
     records = [state[s] for s in STEPS if s in state]
     build_index(paths, records)
     return records
+
+
+def _check_models_from(paths: Paths, other: str) -> None:
+    """05 of an evaluate-only profile scores another profile's models: they must be trained and intact."""
+    other_paths = Paths.for_profile(other, paths.root)
+    rec = load_state(other_paths).get("04_finetune") or {}
+    problem = output_problem(other_paths, "04_finetune", rec) if rec.get("status") == "ok" else None
+    if problem:
+        raise StepFailed(f"05_compare scores the models of profile {other!r}, but its output {problem}: "
+                         f"run ./run_all.sh {other} first (it retrains them)")
 
 
 def _check_trainable(paths: Paths) -> None:
@@ -382,17 +638,41 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give a profile or --params, not both", file=sys.stderr)
         return 2
     profile = str(args.params) if args.params is not None else args.profile or default_profile()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if main_thread else None
     try:
         paths = Paths.for_profile(profile)
         run(paths.spec, force=args.force, start=args.start, stop=args.stop)
-    except (StepFailed, ConfigError, FileNotFoundError) as exc:
+    except (StepFailed, ConfigError, FileNotFoundError, ProfileBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"stopped; run ./run_all.sh {profile} to resume where it stopped", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if main_thread:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while stopping: no traceback either
+            previous = None
+        if not isinstance(exc, Interrupted):  # run() has not said it yet (Ctrl-C outside a step)
+            print(f"stopped; run ./run_all.sh {profile} to resume where it stopped", file=sys.stderr)
+        _silence_the_rest()
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     print(f"report: {paths.reports / 'index.html'}")
     return 0
+
+
+def _silence_the_rest() -> None:
+    """After the Ctrl-C line: nothing more on the console (asyncio's never-retrieved tasks, "Exception ignored"
+    at interpreter exit, ...)."""
+    logging.disable(logging.CRITICAL)
+    try:
+        sys.stderr.flush()
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

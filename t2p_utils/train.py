@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .checkpoints import usable_checkpoint
 from .config import RUNS_DIR, ConfigError, Paths, from_dict, load_params, resolve_device, section_values
 from .inference import SAMPLERS, generate, load_pipeline, make_pipeline, set_sampler  # noqa: F401
 from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
@@ -846,7 +847,7 @@ def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[di
     ckpt: Path | None = None
     if resume_from_checkpoint == "latest":
         found = _checkpoints(run_dir) if run_dir.exists() else []
-        ckpt = found[-1] if found else None
+        ckpt = usable_checkpoint(found, move_aside=acc.is_main_process)  # a broken one: the one before, or afresh
     elif resume_from_checkpoint is not None:
         ckpt = Path(resume_from_checkpoint)
         if not ckpt.is_absolute():

@@ -267,6 +267,36 @@ def test_resume_equals_uninterrupted_run(trained: dict) -> None:
     assert lb == la
 
 
+def test_a_truncated_checkpoint_falls_back_to_the_one_before_then_to_a_fresh_start(
+        trained: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 22: a checkpoint whose weights were cut short no longer blocks resuming (it used to fail every run with
+    "SafetensorError: ... incomplete metadata"): the previous checkpoint, else a fresh start, and the log names it."""
+    paths, cfg = trained["paths"], dataclasses.replace(trained["cfg"], checkpoints_total_limit=2)
+    write_instructions(paths, "ckpt")  # the same pairs and prompts as run A's
+    model_dir = train(cfg, paths, "ckpt")  # checkpoint-2 and checkpoint-4
+    run_dir = run_dir_for(paths, "ckpt")
+    broken = run_dir / "checkpoint-4" / "model.safetensors"
+    os.truncate(broken, broken.stat().st_size // 2)
+    (model_dir / "train_summary.json").unlink()  # as if the run had been stopped before saving its model
+    with caplog.at_level("INFO"):
+        train(cfg, paths, "ckpt", resume_from_checkpoint="latest")
+    assert f"checkpoint checkpoint-4 is broken ({broken}: SafetensorError" in caplog.text
+    assert "resuming from checkpoint-2 instead" in caplog.text and "at step 2" in caplog.text
+    a, b = unet_weights(trained["a"]), unet_weights(model_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # steps 3-4 again from checkpoint-2: the uninterrupted result
+
+    for ckpt in ("checkpoint-2", "checkpoint-4"):  # both broken now: a fresh start
+        opt = run_dir / ckpt / "optimizer.bin"
+        os.truncate(opt, opt.stat().st_size - 10)
+    (model_dir / "train_summary.json").unlink()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cfg, paths, "ckpt", resume_from_checkpoint="latest")
+    assert "checkpoint checkpoint-2 is broken" in caplog.text and "starting a new run" in caplog.text
+    b = unet_weights(model_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_up_to_date_model_is_skipped(trained: dict) -> None:
     model_dir = trained["a"]
     stamp = (model_dir / "train_summary.json").stat().st_mtime_ns

@@ -1,0 +1,260 @@
+"""The runner's faults of issue 22: two runs at once, broken outputs counted as done, a broken checkpoint, Ctrl-C.
+
+Fake notebooks stand in for the study (a kernel start each, ~1-2 s); nothing here trains. The checkpoint fallback
+inside real training is tested in tests/test_train.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook
+from safetensors.torch import save_file
+
+from t2p_utils import pipeline
+from t2p_utils.checkpoints import checkpoint_problem, usable_checkpoint
+from t2p_utils.config import Paths
+
+# 04 stands in for training: it writes a tiny model folder per source (weights that open, a model_index.json)
+FAKE_04 = """
+import json, os
+from pathlib import Path
+import torch
+from safetensors.torch import save_file
+root = Path(os.environ["T2P_ROOT"])
+for s in ("cnn_lstm", "clip"):
+    d = root / "models" / "smoke" / f"ip2p_{s}"
+    (d / "unet").mkdir(parents=True, exist_ok=True)
+    save_file({"w": torch.arange(4096, dtype=torch.float32)}, str(d / "unet" / "diffusion_pytorch_model.safetensors"))
+    (d / "model_index.json").write_text(json.dumps({"_class_name": "fake"}))
+"""
+FAKE_05 = """
+import os
+from pathlib import Path
+rep = Path(os.environ["T2P_ROOT"]) / "reports" / "smoke"
+(rep / "compare_summary.json").write_text('{"ok": true}')
+(rep / "metrics.csv").write_text("model,ssim\\nclip,0.5\\ncnn_lstm,0.4\\n")
+"""
+
+
+def _notebook(path: Path, body: str) -> None:
+    nb = new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    params = new_code_cell('profile = "smoke"\nforce = False')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def study(tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Fake notebooks 01..05; each logs "<step> force=<force>" to ran.log; 04 and 05 write outputs."""
+    nbdir = tmp_root / "notebooks"
+    nbdir.mkdir()
+    for step in pipeline.STEPS:
+        body = f"open({str(tmp_root / 'ran.log')!r}, 'a').write('{step} force=' + str(force) + '\\n')\n"
+        body += {"04_finetune": FAKE_04, "05_compare": FAKE_05}.get(step, "")
+        _notebook(nbdir / f"{step}.ipynb", body)
+    monkeypatch.setattr(pipeline, "build_index", lambda paths, records: paths.reports / "index.html")
+    return tmp_root
+
+
+def _ran(root: Path) -> list[str]:
+    log = root / "ran.log"
+    out = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return out
+
+
+def _cli_env(root: Path) -> dict[str, str]:
+    return {**os.environ, "T2P_ROOT": str(root), "OMP_NUM_THREADS": "1"}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------------------ 6: two runs at once
+def test_a_second_run_of_the_same_profile_stops_at_once_saying_who_holds_it(
+        study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    started, go = study / "started", study / "go"
+    _notebook(study / "notebooks/01_scrape.ipynb",  # the first run waits in 01 until the test lets it go
+              f"import time\nopen({str(started)!r}, 'w').write('x')\n"
+              f"while not __import__('os').path.exists({str(go)!r}): time.sleep(0.1)")
+    first = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke", "--to", "01_scrape"],
+                             cwd=study, env=_cli_env(study), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(started, first)
+        assert pipeline.main(["run", "smoke"]) == 1
+        err = capsys.readouterr().err
+        assert "profile 'smoke' is busy" in err
+        assert f"pid {first.pid} " in err and "since " in err and "pipeline run smoke --to 01_scrape" in err
+        assert f"kill {first.pid}" in err and "reports/smoke/run.lock" in err
+        assert _ran(study) == []  # the second run touched nothing
+    finally:
+        go.write_text("x")
+        out = first.communicate(timeout=120)[0]
+    assert first.returncode == 0, out
+    assert pipeline.main(["run", "smoke", "--to", "01_scrape"]) == 0  # the lock is free again
+
+
+def test_a_killed_run_leaves_no_stale_lock(study: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", ("import sys, time\nfrom t2p_utils import pipeline\nfrom t2p_utils.config import Paths\n"
+                                "with pipeline.profile_lock(Paths.for_profile('smoke')):\n"
+                                "    print('held', flush=True)\n    time.sleep(120)")],
+        env=_cli_env(study), stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    paths = Paths.for_profile("smoke", study)
+    with pytest.raises(pipeline.ProfileBusy, match=f"pid {holder.pid} "), pipeline.profile_lock(paths):
+        pass
+    holder.kill()  # SIGKILL: no cleanup code runs
+    holder.wait()
+    with pipeline.profile_lock(paths):  # the kernel released the flock with the process
+        assert json.loads(pipeline._lock_file(paths).read_text())["pid"] == os.getpid()
+    assert pipeline._lock_file(paths).read_text() == ""  # emptied when released
+
+
+# ------------------------------------------------------------------------------ 7: broken outputs are not done
+def _state(root: Path) -> dict[str, dict]:
+    return {s["name"]: s for s in json.loads((root / "reports/smoke/steps.json").read_text())["steps"]}
+
+
+def test_a_truncated_or_changed_output_makes_its_step_stale_naming_the_file(
+        study: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=pipeline.log.name)
+    pipeline.run("smoke", root=study)
+    _ran(study)
+    unet = "models/smoke/ip2p_clip/unet/diffusion_pytorch_model.safetensors"
+    checks = _state(study)["04_finetune"]["checks"]
+    assert unet in checks and "models/smoke/ip2p_cnn_lstm/model_index.json" in checks
+    assert set(_state(study)["05_compare"]["checks"]) == {"reports/smoke/compare_summary.json",
+                                                          "reports/smoke/metrics.csv"}
+    pipeline.run("smoke", root=study)
+    assert _ran(study) == []  # intact: done
+
+    # the issue's case: one model's weights cut to half their size
+    f = study / unet
+    size = f.stat().st_size
+    os.truncate(f, size // 2)
+    caplog.clear()
+    pipeline.run("smoke", root=study)
+    assert f"04_finetune: its output {unet} is {size // 2} bytes, {size} when 04_finetune finished" in caplog.text
+    assert _ran(study) == ["04_finetune force=True", "05_compare force=False"]  # forced: 04's skip would keep it
+
+    # same size, other content (a rewrite): the hash says so
+    metrics = study / "reports/smoke/metrics.csv"
+    metrics.write_text(metrics.read_text().replace("0.5", "0.9"))
+    caplog.clear()
+    pipeline.run("smoke", root=study)
+    assert "05_compare: its output reports/smoke/metrics.csv changed since 05_compare finished" in caplog.text
+    assert _ran(study) == ["05_compare force=True"]
+
+
+def test_weights_that_do_not_open_make_a_step_stale_also_without_recorded_hashes(
+        study: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pipeline.run("smoke", root=study)
+    _ran(study)
+    state = json.loads((study / "reports/smoke/steps.json").read_text())
+    for s in state["steps"]:
+        s.pop("checks")  # as recorded before hashes existed (the cpu models trained before this change)
+    (study / "reports/smoke/steps.json").write_text(json.dumps(state))
+    pipeline.run("smoke", root=study)
+    assert _ran(study) == []  # an old record is not a reason to retrain ...
+    assert _state(study)["04_finetune"]["checks"]  # ... its hashes are taken now
+    for s in state["steps"]:
+        s.pop("checks", None)
+    (study / "reports/smoke/steps.json").write_text(json.dumps(state))
+    f = study / "models/smoke/ip2p_cnn_lstm/unet/diffusion_pytorch_model.safetensors"
+    os.truncate(f, f.stat().st_size - 100)
+    caplog.set_level(logging.INFO, logger=pipeline.log.name)
+    pipeline.run("smoke", root=study)
+    assert ("04_finetune: its output models/smoke/ip2p_cnn_lstm/unet/diffusion_pytorch_model.safetensors does not "
+            "open (SafetensorError") in caplog.text
+    assert _ran(study) == ["04_finetune force=True", "05_compare force=False"]
+
+
+# ------------------------------------------------------------------------------ 8: a broken checkpoint
+def _checkpoint(folder: Path, seed: int) -> Path:
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(seed)
+    save_file({"w": torch.randn(2048, generator=g)}, str(folder / "model.safetensors"))
+    torch.save({"state": {0: {"exp_avg": torch.randn(2048, generator=g)}}}, folder / "optimizer.bin")
+    (folder / "train_log.csv").write_text("step,loss\n1,0.5\n")
+    return folder
+
+
+def test_a_broken_checkpoint_falls_back_to_the_one_before_then_to_a_fresh_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run_dir = tmp_path / "runs/ip2p_clip"
+    c2, c4 = _checkpoint(run_dir / "checkpoint-2", 2), _checkpoint(run_dir / "checkpoint-4", 4)
+    assert checkpoint_problem(c4) is None and usable_checkpoint([c2, c4]) == c4
+    w = c4 / "model.safetensors"
+    os.truncate(w, w.stat().st_size // 2)
+    with caplog.at_level(logging.WARNING):
+        assert usable_checkpoint([c2, c4]) == c2
+    assert f"checkpoint checkpoint-4 is broken ({w}: SafetensorError" in caplog.text
+    assert "resuming from checkpoint-2 instead" in caplog.text
+    assert not c4.exists() and (run_dir / "broken-checkpoint-4/model.safetensors").exists()  # no run picks it again
+
+    opt = c2 / "optimizer.bin"  # one flipped byte inside the zip: its CRC check fails
+    data = bytearray(opt.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    opt.write_bytes(data)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert usable_checkpoint([c2], move_aside=False) is None
+    assert f"checkpoint checkpoint-2 is broken ({opt}:" in caplog.text and "starting a new run" in caplog.text
+    assert c2.exists()  # move_aside=False (not the main process) leaves it
+    (c2 / "train_log.csv").unlink()  # a save killed before its end
+    assert "the checkpoint was not saved to the end" in checkpoint_problem(c2)
+
+
+# ------------------------------------------------------------------------------ 9: Ctrl-C ends on one line
+def test_ctrl_c_ends_on_the_resume_line_and_leaves_no_kernel(study: Path) -> None:
+    started = study / "started"
+    _notebook(study / "notebooks/01_scrape.ipynb",
+              f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")
+    # a terminal's Ctrl-C: SIGINT to the foreground process group (the runner's; jupyter_client puts the kernel in
+    # its own session)
+    proc = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke"], cwd=study,
+                            env=_cli_env(study), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    _wait_for(started, proc)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert lines[-1].endswith("01_scrape stopped (Ctrl-C). Resume it with: ./run_all.sh smoke"), out
+    for noise in ("Traceback", "KeyboardInterrupt", "Task", "CellExecutionError", "DeadKernelError", "stopped; run"):
+        assert noise not in out, out
+    kernel = int(started.read_text())
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        stat = Path(f"/proc/{kernel}/stat")
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie nobody reaped yet: dead
+                break
+        except (OSError, IndexError):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the kernel (pid {kernel}) outlived the Ctrl-C")
+    assert _state(study)["01_scrape"]["status"] == "interrupted"  # the next run resumes it
+    assert (study / "reports/smoke/progress/01_scrape.stderr").exists()  # the kernel's own console, kept
