@@ -24,12 +24,12 @@ import time
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from t2p_utils import flat as F  # noqa: E402
-from t2p_utils import metrics as M  # noqa: E402
-from t2p_utils.config import Paths  # noqa: E402
+from t2p_utils import flat as F
+from t2p_utils import metrics as M
+from t2p_utils.config import Paths
 
 
 def _val_drawings(profile: str, size: int, n: int) -> tuple[Paths, list[tuple[str, Image.Image, Image.Image, Image.Image, Image.Image]]]:

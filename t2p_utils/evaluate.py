@@ -373,14 +373,17 @@ def variant_images(out: Image.Image, images: dict[str, Any], outline_l: float = 
     drawing = images.get("drawing")
     if drawing is None:
         return outs, ""
-    size = drawing["lineart"].size
-    outs["upsampled"] = out.resize(size, Image.Resampling.BICUBIC)
-    if drawing["regions"] is None:  # the drawing cannot be flat-filled at all (no stroke): the upsampled one stands in
-        outs["flat"] = outs["upsampled"]
-        return outs, drawing["note"]
+    outs["upsampled"] = out.resize(drawing["lineart"].size, Image.Resampling.BICUBIC)
+    outs["flat"], note = flat_variant(out, drawing)
+    return outs, note
+
+
+def flat_variant(out: Image.Image, drawing: dict[str, Any]) -> tuple[Image.Image, str]:
+    """The flat variant of one output on its drawing (:func:`_open_item`'s ``drawing`` dict) and the fill's note."""
+    if drawing["regions"] is None:  # the drawing cannot be flat-filled at all (no stroke): the enlarged raw stands in
+        return out.resize(drawing["lineart"].size, Image.Resampling.BICUBIC), drawing["note"]
     res = flat_fill(drawing["lineart"], out, drawing["mask"], regions=drawing["regions"])
-    outs["flat"] = res.composite.convert("RGB")
-    return outs, res.fallback
+    return res.composite.convert("RGB"), res.fallback
 
 
 def score_output(out: Image.Image, item: TestItem, prompt: str, instruction: str,
@@ -606,7 +609,7 @@ def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
         for k, item in enumerate(items):
             per_variant = {"raw": ({c: outs[(tname, c)][k] for c in cfg.control_colors}, regions[item.id])}
             if item.id in drawn:
-                per_variant["flat"] = ({c: variant_images(img, opened[item.id], cfg.outline_l)[0]["flat"]
+                per_variant["flat"] = ({c: flat_variant(img, opened[item.id]["drawing"])[0]
                                         for c, img in per_variant["raw"][0].items()}, drawn[item.id])
             for variant, (per_color, region) in per_variant.items():
                 matrix = M.color_control_matrix(per_color, region, cfg.control_colors)

@@ -140,11 +140,6 @@ def _rgba(img: Image.Image | np.ndarray) -> np.ndarray:
     return a
 
 
-def _on_white(img: Image.Image) -> Image.Image:
-    base = Image.new("RGBA", img.size, (255, 255, 255, 255))
-    return Image.alpha_composite(base, img.convert("RGBA")).convert("RGB")
-
-
 def line_layer(lineart: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(RGB on white uint8 [H, W, 3], luma float32 [H, W], alpha uint8 [H, W] or None when opaque) of a drawing."""
     a = _rgba(lineart)

@@ -139,9 +139,7 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
         result = load_result(paths)
     except CompareError:
         return "<p>05_compare has not run for this profile: no metrics yet.</p>", [], None
-    from .evaluate import control_table
-
-    from .evaluate import flat_findings
+    from .evaluate import control_table, flat_findings
 
     parts = []
     flat = flat_findings(result)

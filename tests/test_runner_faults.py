@@ -15,11 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
-from nbformat.v4 import new_code_cell, new_notebook
 from safetensors.torch import save_file
+from test_pipeline import _notebook  # the one fake-notebook writer of the runner's tests
 
 from t2p_utils import pipeline
 from t2p_utils.checkpoints import checkpoint_problem, usable_checkpoint
@@ -45,16 +44,6 @@ rep = Path(os.environ["T2P_ROOT"]) / "reports" / "smoke"
 (rep / "compare_summary.json").write_text('{"ok": true}')
 (rep / "metrics.csv").write_text("model,ssim\\nclip,0.5\\ncnn_lstm,0.4\\n")
 """
-
-
-def _notebook(path: Path, body: str) -> None:
-    nb = new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
-    params = new_code_cell('profile = "smoke"\nforce = False')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, new_code_cell(body)]
-    nbformat.write(nb, path)
 
 
 @pytest.fixture
