@@ -432,29 +432,67 @@ def vae_check_set(paths: Paths, resolution: int, max_images: int = 96) -> tuple[
 
 
 def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force: bool = False) -> Any:
-    """Load the profile's scratch VAE from ``paths.model("vae")``, training it first if needed.
+    """Load the profile's scratch VAE from ``paths.model("vae")``, training it first if needed (see
+    :func:`ensure_shared_vae`, which also says whether it trained).
 
     With ``cfg.autoencoder == "space_to_depth"`` nothing is trained or saved: the exact fold,
     centred and scaled by the statistics of the train colour images, is built on the spot.
     """
+    return ensure_shared_vae(cfg, paths, examples, force)[0]
+
+
+def _vae_key(cfg: TrainConfig) -> dict[str, Any]:
+    return {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
+            "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed,
+            "latent_channels": cfg.vae_latent_channels, "recolor_copies": cfg.vae_recolor_copies}
+
+
+def vae_problem(folder: Path) -> str | None:
+    """Why the saved VAE in ``folder`` cannot be loaded (its config or weights missing, the weights truncated or
+    corrupt: :func:`t2p_utils.checkpoints.file_problem`), or None."""
+    from .checkpoints import file_problem
+
+    if not (folder / "config.json").is_file():
+        return f"{folder / 'config.json'} is missing"
+    weights = sorted(folder.glob("diffusion_pytorch_model*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not weights:
+        return f"{folder} holds no weights (diffusion_pytorch_model.safetensors)"
+    for f in weights:
+        why = file_problem(f)
+        if why:
+            return f"{f.name} does not open ({why})"
+    return None
+
+
+def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example],
+                      force: bool = False) -> tuple[Any, bool]:
+    """(the shared scratch VAE, whether it was trained now). It is trained again with ``force``, when it was trained
+    with other settings, and when its files do not load (truncated by a full disk, say), instead of failing."""
     from diffusers import AutoencoderKL
 
     from .scratch_models import space_to_depth_autoencoder, train_vae
 
     if cfg.autoencoder == "space_to_depth":
-        return space_to_depth_autoencoder(to_unit(vae_images(paths, examples, cfg.resolution)))
+        return space_to_depth_autoencoder(to_unit(vae_images(paths, examples, cfg.resolution))), False
 
     out = paths.model("vae")
-    key = {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
-           "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed,
-           "latent_channels": cfg.vae_latent_channels, "recolor_copies": cfg.vae_recolor_copies}
+    key = _vae_key(cfg)
     summary_file = out / "vae_summary.json"
-    if not force and summary_file.exists():
-        summary = json.loads(summary_file.read_text(encoding="utf-8"))
-        if summary.get("config") == key:
+    if force:
+        log.info("training the shared VAE in %s again (force)", out)
+    elif summary_file.exists():
+        try:
+            summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+        broken = vae_problem(out)
+        if summary.get("config") != key:
+            log.info("the VAE in %s was trained with other settings; training it again", out)
+        elif broken:
+            log.warning("the VAE in %s is broken (%s); training it again", out, broken)
+        else:
             log.info("using the shared VAE in %s (trained earlier)", out)
-            return AutoencoderKL.from_pretrained(out)
-        log.info("the VAE in %s was trained with other settings; training it again", out)
+            return AutoencoderKL.from_pretrained(out), False
     phase(f"training the shared VAE ({cfg.vae_steps} steps)")
     images = vae_images(paths, examples, cfg.resolution, cfg.vae_recolor_copies, cfg.seed)
     vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae_steps, cfg.vae_batch_size, cfg.vae_learning_rate,
@@ -464,7 +502,7 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
         vae.save_pretrained(tmp)
         atomic_write_json({"config": key, "n_images": int(images.shape[0]), **dataclasses.asdict(res)},
                           tmp / "vae_summary.json")
-    return vae
+    return vae, True
 
 
 def build_components(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], force_vae: bool = False) -> Components:
@@ -633,10 +671,12 @@ def train(
     resume_from_checkpoint: str | None = None,
     force: bool = False,
     stop_after: int | None = None,
+    force_vae: bool = False,
 ) -> Path:
-    """Train one IP2P model (see :func:`_train`), on ``cfg.cpu_threads`` threads when on CPU."""
+    """Train one IP2P model (see :func:`_train`), on ``cfg.cpu_threads`` threads when on CPU. ``force_vae`` trains
+    the shared scratch VAE again too (:func:`train_all` does that once, before the models)."""
     with torch_threads(0 if torch.cuda.is_available() else cfg.cpu_threads):
-        return _train(cfg, paths, source, resume_from_checkpoint, force, stop_after)
+        return _train(cfg, paths, source, resume_from_checkpoint, force, stop_after, force_vae)
 
 
 def _train(
@@ -646,6 +686,7 @@ def _train(
     resume_from_checkpoint: str | None = None,
     force: bool = False,
     stop_after: int | None = None,
+    force_vae: bool = False,
 ) -> Path:
     """Train one IP2P model on ``data/instructions/<p>/<source>`` and save it to ``paths.model(f"ip2p_{source}")``.
 
@@ -662,12 +703,12 @@ def _train(
         log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
         return model_dir
 
-    run = _setup(cfg, paths, source, examples, fp)                       # setup
+    run = _setup(cfg, paths, source, examples, fp, force_vae)            # setup
     global_step, log_rows = _resume(run, resume_from_checkpoint)         # resume
     if global_step == 0:
         _validate(run, 0)
     last_step = cfg.max_train_steps if stop_after is None else min(cfg.max_train_steps, stop_after)
-    pbar = tqdm(range(global_step, last_step), desc=f"train {source}", mininterval=2.0,
+    pbar = tqdm(total=last_step, initial=global_step, desc=f"train {source}", mininterval=2.0,  # resumed: from there
                 disable=not run.accelerator.is_local_main_process)
     t_start = time.perf_counter()
     while global_step < last_step:                                       # the loop
@@ -746,7 +787,8 @@ class _Run:
         return [p for m in mods for p in m.parameters()]
 
 
-def _setup(cfg: TrainConfig, paths: Paths, source: str, examples: list[Example], fp: dict[str, Any]) -> _Run:
+def _setup(cfg: TrainConfig, paths: Paths, source: str, examples: list[Example], fp: dict[str, Any],
+           force_vae: bool = False) -> _Run:
     """Images in memory, the accelerator, the models, EMA, optimiser and schedule, cached encoder outputs."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -766,7 +808,7 @@ def _setup(cfg: TrainConfig, paths: Paths, source: str, examples: list[Example],
         torch.backends.cudnn.allow_tf32 = True
     set_seed(cfg.seed)
 
-    comp = build_components(cfg, paths, examples)
+    comp = build_components(cfg, paths, examples, force_vae=force_vae)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
     train_te = cfg.train_text_encoder
     comp.vae.requires_grad_(False).eval()
@@ -869,6 +911,7 @@ def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[di
         if (ckpt / "train_log.csv").exists():
             log_rows = pd.read_csv(ckpt / "train_log.csv").to_dict("records")
         log.info("resumed from %s at step %d", ckpt, global_step)
+        phase(f"resuming {run.source} from {ckpt.name} of {run.cfg.max_train_steps}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if acc.is_main_process:
         atomic_write_json({"fingerprint": run.fp}, info_file)
@@ -1027,31 +1070,79 @@ def train_all(paths: Paths, cfg: TrainConfig, force: bool = False) -> dict[str, 
     """Train one model per caption source in ``cfg.sources`` that has an instruction folder.
 
     Up-to-date models are skipped; an interrupted run resumes from its latest checkpoint
-    (when that checkpoint has the same settings and data); ``force`` starts afresh.
+    (when that checkpoint has the same settings and data); ``force`` starts afresh, the shared scratch VAE
+    included (everything the step makes). A shared VAE trained again (forced, other settings, or its files broken)
+    retrains the models too: their checkpoints hold latents of the old one.
     """
     sources = available_sources(paths, cfg.sources)
     if not sources:
         raise FileNotFoundError(f"no instruction folder for any of {cfg.sources} under {paths.instructions('x').parent}: "
                                 "run the captioning notebooks 02 and 03 first")
+    if cfg.model_source == "scratch":  # the shared VAE first, once (the workers load it instead of racing to train it)
+        with torch_threads(0 if torch.cuda.is_available() else cfg.cpu_threads):
+            _, vae_trained = ensure_shared_vae(cfg, paths, read_metadata(paths.instructions(sources[0])), force=force)
+        if vae_trained and not force and any(paths.model(f"ip2p_{s}").exists() or run_dir_for(paths, s).exists()
+                                             for s in sources):
+            log.info("the shared VAE was trained again: retraining the models on it (afresh)")
+            force = True
     resume = None if force else "latest"
     workers = min(cfg.parallel_sources, len(sources))
     if workers <= 1 or torch.cuda.is_available():
         return {s: train(cfg, paths, s, resume_from_checkpoint=resume, force=force) for s in sources}
-    if cfg.model_source == "scratch":  # the shared VAE first, so that the workers load it instead of racing to train it
-        with torch_threads(cfg.cpu_threads):
-            shared_vae(cfg, paths, read_metadata(paths.instructions(sources[0])))
     cores = cfg.cpu_threads or torch.get_num_threads()
     each = dataclasses.replace(cfg, cpu_threads=max(1, cores // workers))
     phase(f"training {', '.join(sources)} in {workers} processes, {each.cpu_threads} thread(s) each")
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         futures = {s: pool.submit(_train_in_worker, each, paths, s, resume, force) for s in sources}
         done = {s: f.result() for s, f in futures.items()}
     log.info("trained %s; each worker's console output: %s", ", ".join(done),
              ", ".join(str(worker_log(paths, s)) for s in done))
     return done
+
+
+def worker_pool(workers: int) -> Any:
+    """The ``ProcessPoolExecutor`` of :func:`train_all`: ``spawn`` workers that die with the process that started
+    them (:func:`_die_with_parent`), so a killed run (``kill -9`` of ./run_all.sh, whose kernel then exits) leaves no
+    worker training on, writing ``models/<p>/`` under the next run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+#: how often a worker's watchdog looks whether its parent still lives
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker's initializer: end this process when ``parent`` (the process that started it) ends.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, the kernel kills it the moment the parent's thread that started it
+    exits (the pool starts its workers from the caller's thread, which waits in :func:`train_all` until they are
+    done). Everywhere, and in case the parent died before the prctl: a daemon thread that exits the process once its
+    parent pid is no longer ``parent`` (orphans are re-parented to init or a subreaper)."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # no libc symbol: the watchdog still runs
+            pass
+    if os.getppid() != parent:  # already orphaned
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="t2p-parent-watch", daemon=True).start()
 
 
 def worker_log(paths: Paths, source: str) -> Path:
@@ -1105,7 +1196,9 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     sources = args.source or available_sources(paths, cfg.sources)
     if not sources:
         raise SystemExit(f"no caption source to train: none of {cfg.sources} has {paths.instructions('<source>')}/metadata.jsonl")
-    return [train(cfg, paths, s, resume_from_checkpoint=args.resume_from_checkpoint, force=args.force) for s in sources]
+    # --force retrains the shared scratch VAE too, once (with the first source)
+    return [train(cfg, paths, s, resume_from_checkpoint=args.resume_from_checkpoint, force=args.force,
+                  force_vae=args.force and i == 0) for i, s in enumerate(sources)]
 
 
 if __name__ == "__main__":

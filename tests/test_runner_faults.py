@@ -247,3 +247,56 @@ def test_ctrl_c_ends_on_the_resume_line_and_leaves_no_kernel(study: Path) -> Non
         pytest.fail(f"the kernel (pid {kernel}) outlived the Ctrl-C")
     assert _state(study)["01_scrape"]["status"] == "interrupted"  # the next run resumes it
     assert (study / "reports/smoke/progress/01_scrape.stderr").exists()  # the kernel's own console, kept
+
+
+# ============================================================================== issue 24
+def _session_members(sid: int) -> set[int]:
+    """Live (not zombie) processes of session ``sid``: a kernel is its session's leader (jupyter_client), its
+    workers and their helpers (multiprocessing's resource tracker) share the session."""
+    found = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
+            found.add(int(d.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_kill_9_of_the_runner_leaves_no_kernel_or_training_worker_alive(study: Path) -> None:
+    """1: ``kill -9`` of the runner while train_all's worker processes run (t2p_utils.train.worker_pool, as 04
+    starts them): the kernel exits (ipykernel polls its parent) and the workers die with it."""
+    pids = study / "pids.json"
+    _notebook(study / "notebooks/01_scrape.ipynb", f"""
+import json, os, time
+from t2p_utils.train import worker_pool
+pool = worker_pool(2)
+[f.result() for f in [pool.submit(os.getpid) for _ in range(4)]]  # the initializer has run in each started worker
+busy = [pool.submit(time.sleep, 300) for _ in range(2)]           # training, for as long as the test lasts
+while not all(f.running() for f in busy):
+    time.sleep(0.05)
+open({str(pids)!r} + ".part", "w").write(json.dumps({{"kernel": os.getpid(), "workers": list(pool._processes)}}))
+os.replace({str(pids)!r} + ".part", {str(pids)!r})
+time.sleep(300)
+""")
+    runner = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke", "--to", "01_scrape"],
+                              cwd=study, env=_cli_env(study), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(pids, runner)
+        got = json.loads(pids.read_text())
+        kernel, workers = got["kernel"], set(got["workers"])
+        members = _session_members(kernel)
+        assert len(workers) == 2 and workers <= members and kernel in members
+    finally:
+        runner.kill()  # SIGKILL: nothing of the runner's own runs
+        runner.wait()
+    t0 = time.time()
+    while (alive := _session_members(kernel)) and time.time() - t0 < 10:
+        time.sleep(0.2)
+    for pid in alive:  # leave nothing behind for the next test, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"alive 10 s after kill -9 of the runner: {sorted(alive)} (kernel {kernel}, workers {workers})"
