@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -156,6 +158,15 @@ class StepFailed(RuntimeError):
     pass
 
 
+class DiskFull(StepFailed):
+    """A step (or the runner writing its records) ran out of disk space; the message is one line: where, how much
+    is free, about how much the step needs (:func:`disk_full_message`). ``where``: the file named, if any."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+
+
 class ProfileBusy(RuntimeError):
     """Another run of the same profile holds its lock (:func:`profile_lock`)."""
 
@@ -247,13 +258,14 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
                             "colors", "reference_csv"),
     "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "caption_sets", "reference_csv", "caption_metrics", "tokenizer",
-                                         "colors", "palette", "recolor", "clip_interrogate"),
+                                         "colors", "palette", "recolor", "clip_interrogate", "places", "templates",
+                                         "flat"),
     "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
-                                     "palette", "recolor", "cnn_lstm", "tokenizer"),
+                                     "palette", "recolor", "cnn_lstm", "tokenizer", "places", "templates", "flat"),
     "04_finetune": _COMMON + ("train", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
     "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
                              "reference_csv", "derive", "palette", "flat", "drawing", "render", "lineart", "synthetic",
-                             "userdata"),
+                             "userdata", "places"),
 }
 
 
@@ -369,7 +381,151 @@ def _cell_of_error(ipynb: Path) -> str:
     return "unknown cell"
 
 
+# ------------------------------------------------------------------------------ a full disk
+#: errno values of a full disk or an exhausted quota
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: how a full disk reads in a kernel's traceback (Python, torch's writer, safetensors' Rust error, quota)
+_FULL_TEXT = re.compile(r"No space left on device|\[Errno 28\]|os error 28|StorageFull|Disk quota exceeded|"
+                        r"\[Errno 122\]")
+_FULL_WHERE = re.compile(r"(?:No space left on device|Disk quota exceeded): '([^']+)'")
+#: below this many free bytes a step that failed writing counts as stopped by a full disk, whatever its error says
+#: (torch's zip writer only says "file write failed")
+DISK_FULL_BYTES = 8 << 20
+
+
+def _size_text(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def step_folders(paths: Paths, step: str) -> list[Path]:
+    """Where ``step`` writes the bulk of what it makes (its size is a rough measure of what the step needs)."""
+    if step == "01_scrape":
+        return [paths.processed, paths.interim]
+    if step == "02_cnn_lstm_captioning":
+        return [paths.model("cnn_lstm"), paths.instructions("cnn_lstm"), paths.captions_dir]
+    if step == "03_clip_captioning":
+        return [paths.instructions(s) for s in ("clip", "palette")] + [paths.captions_dir]
+    if step == "04_finetune":
+        return sorted({o.parent for o in step_outputs(paths, "04_finetune")}) + [paths.models / "runs",
+                                                                                 paths.model("vae")]
+    return [paths.reports]
+
+
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    if folder.is_file():
+        return folder.stat().st_size
+    for f in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            if f.is_file() and not f.is_symlink():
+                total += f.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _mount_of(path: Path) -> Path:
+    p = path.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _free_bytes(path: Path) -> tuple[int, int] | None:
+    """(free, total) bytes of the filesystem holding ``path`` (its nearest existing folder), or None."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+def disk_full_where(exc: BaseException | None, text: str = "") -> tuple[bool, str | None]:
+    """(whether ``exc`` or ``text`` says the disk is full, the file it names if any)."""
+    seen: set[int] = set()
+    full, where = False, None
+    e = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+            full = True
+            if isinstance(e.filename, str):
+                return True, e.filename
+        text += "\n" + str(e) + "\n" + str(getattr(e, "evalue", ""))
+        e = e.__cause__ or e.__context__
+    if full or _FULL_TEXT.search(text):  # a write's OSError names no file: the text may
+        m = _FULL_WHERE.search(text)
+        return True, m.group(1) if m else where
+    return False, None
+
+
+def recorded_bytes(record: dict[str, Any] | None) -> int:
+    """The size of what a step left when it last finished (steps.json's ``checks``), 0 when not known."""
+    try:
+        return sum(int(c.get("size") or 0) for c in ((record or {}).get("checks") or {}).values())
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def disk_full_message(paths: Paths, step: str | None, where: str | None = None, recorded: int = 0) -> str:
+    """One line: ``<step> stopped: the disk is full (<path>, on <mount>: <free> free of <total>); <step> needs about
+    <size> there (...). Free some space, then run ./run_all.sh <profile> again ...``. ``recorded``: the bytes the
+    step left last time (:func:`recorded_bytes`); the folders it writes (:func:`step_folders`) are measured now."""
+    if step is None:
+        target = Path(where) if where else paths.reports
+        free = _free_bytes(target)
+        room = f"{_size_text(free[0])} free of {_size_text(free[1])}" if free else "free space unknown"
+        return (f"the run stopped: the disk is full ({target}, on {_mount_of(target)}: {room}). Free some space, then "
+                f"run ./run_all.sh {paths.spec} again: finished steps are kept")
+    folders = step_folders(paths, step)
+    target = Path(where) if where else folders[0]
+    free = _free_bytes(target)
+    room = f"{_size_text(free[0])} free of {_size_text(free[1])}" if free else "free space unknown"
+    held = sum(_tree_bytes(f) for f in folders)
+    if recorded or held:
+        rel = ", ".join(str(f.relative_to(paths.root)) if f.is_relative_to(paths.root) else str(f)
+                        for f in folders if f.exists())
+        basis = "; ".join(([f"its outputs last time: {_size_text(recorded)}"] if recorded else [])
+                          + ([f"{rel} now hold {_size_text(held)}"] if held else []))
+        need = f"{step} needs about {_size_text(max(recorded, held))} there ({basis})"
+    else:
+        need = f"{step} has not finished before, so its size is not known (a few hundred MB for cpu, GBs for full)"
+    return (f"{step} stopped: the disk is full ({target}, on {_mount_of(target)}: {room}); {need}. Free some space, "
+            f"then run ./run_all.sh {paths.spec} again: finished steps are kept, half-written files are not used")
+
+
+def _kernel_console_text(paths: Paths, step: str, limit: int = 1 << 16) -> str:
+    f = paths.reports / "progress" / f"{step}.stderr"
+    try:
+        with open(f, "rb") as fh:
+            fh.seek(max(0, f.stat().st_size - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _stopped_by_full_disk(paths: Paths, step: str, exc: BaseException) -> tuple[bool, str | None]:
+    """Whether ``step`` failed because the disk filled: the error (or the kernel's console) says so, or a step that
+    failed has almost no room left where it writes."""
+    full, where = disk_full_where(exc, _kernel_console_text(paths, step))
+    if full:
+        return True, where
+    free = _free_bytes(step_folders(paths, step)[0])
+    return (free is not None and free[0] < DISK_FULL_BYTES), None
+
+
 def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None) -> StepResult:
+    """Execute ``step``'s notebook. Raises :class:`StepFailed` naming the cell, :class:`DiskFull` (one line) when
+    the disk filled."""
     import papermill as pm
 
     src = paths.notebooks / f"{step}.ipynb"
@@ -400,9 +556,15 @@ def run_step(paths: Paths, step: str, extra_params: dict[str, Any] | None = None
         _kill_groups(kernel_groups)  # the kernel (and its workers) run in their own session: the Ctrl-C missed them
         raise
     except Exception as exc:  # papermill raises PapermillExecutionError; keep the executed copy
+        full, at = _stopped_by_full_disk(paths, step, exc)
+        if full:
+            raise DiskFull(disk_full_message(paths, step, at), at) from exc
         where = _cell_of_error(out) if out.exists() else str(exc)
         if out.exists():
-            to_html(out, html)
+            try:
+                to_html(out, html)
+            except Exception as html_exc:  # noqa: BLE001  (a truncated notebook: nbformat's NotJSONError, ...)
+                log.warning("could not convert %s to HTML (%s: %s)", out, type(html_exc).__name__, html_exc)
         raise StepFailed(
             f"{step} failed at {where}\n  executed notebook: {out}\n  fix the cause and run again: finished steps are kept"
         ) from exc
@@ -512,7 +674,14 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
          stop: str | None) -> list[dict[str, Any]]:
     evaluate_only = models_from(params)
     os.environ.setdefault("T2P_ROOT", str(paths.root))  # the kernels resolve the same root
-    state = {} if force else load_state(paths)
+    try:
+        on_disk = load_state(paths)
+    except (OSError, ValueError, KeyError, TypeError):  # a steps.json cut short: start from nothing
+        log.warning("%s does not read back; every step runs again", _state_path(paths))
+        on_disk = {}
+    last_size = {s: recorded_bytes(r) for s, r in on_disk.items()}  # for a disk-full message under --force too
+    state = {} if force else on_disk
+    remove_leftovers(paths)
     if start is not None and start not in STEPS:
         raise ConfigError(f"unknown step {start!r}: choose one of {', '.join(STEPS)}")
     steps = list(STEPS)
@@ -552,11 +721,14 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
         if done and not rerun and not forced_here:
             log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
             continue
+        if not rerun:
+            mark_report_out_of_date(paths, f"a run started at {_now()} runs {step} and the steps after it again; "
+                                           "until it has finished")
         rerun = True  # once a step runs, every later step runs too (its inputs changed)
         # a step stopped part-way resumes (e.g. 04 from its last checkpoint), even under --from; --force starts afresh
         resume = prev.get("status") == "interrupted" and not force
         if resume:
-            log.info("%s: interrupted earlier; resuming it", step)
+            log.info("%s: interrupted earlier; %s", step, resume_point(paths, step, params))
         if step == "05_compare" and evaluate_only:
             _check_models_from(paths, evaluate_only)
         def record(status: str, error: str = "", step: str = step) -> None:
@@ -564,23 +736,150 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
                                             error))
             _save_state(paths, state)
 
-        record("interrupted", "started, not finished")  # what a killed run leaves behind
         try:
+            record("interrupted", "started, not finished")  # what a killed run leaves behind
             res = run_step(paths, step, {"force": bool(force or forced_here or code_changed or broken) and not resume})
+            res.outputs = _recorded_outputs(paths, step)
+            res.checks = _output_checks(paths, step)
+            state[step] = asdict(res)
+            _save_state(paths, state)
+        except DiskFull as exc:  # said again with the size the step left last time (steps.json before this run)
+            message = disk_full_message(paths, step, exc.where, last_size.get(step, 0))
+            _after_failure(paths, step, message, record)
+            raise DiskFull(message, exc.where) from exc
         except StepFailed as exc:
-            record("failed", str(exc).splitlines()[0])
+            _after_failure(paths, step, str(exc).splitlines()[0], record)
             raise
+        except OSError as exc:  # the runner's own writes (steps.json, the executed notebook's HTML)
+            full, at = disk_full_where(exc)
+            if not full:
+                raise
+            message = disk_full_message(paths, step, at, last_size.get(step, 0))
+            _after_failure(paths, step, message, record)
+            raise DiskFull(message, at) from exc
         except KeyboardInterrupt as exc:
+            mark_report_out_of_date(paths, f"{step} was stopped (Ctrl-C) at {_now()}")
             log.error("%s stopped (Ctrl-C). Resume it with: ./run_all.sh %s", step, paths.spec)
             raise Interrupted(step) from exc
-        res.outputs = _recorded_outputs(paths, step)
-        res.checks = _output_checks(paths, step)
-        state[step] = asdict(res)
-        _save_state(paths, state)
         log.info("%s: ok in %.1f s", step, res.seconds)
     records = [state[s] for s in STEPS if s in state]
     build_index(paths, records)
     return records
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _after_failure(paths: Paths, step: str, reason: str, record: Any) -> None:
+    """A failed step: its record in steps.json (when the disk still takes it) and the old report marked."""
+    mark_report_out_of_date(paths, f"{step} failed at {_now()}: {reason}")
+    try:
+        record("failed", reason)
+    except OSError as exc:  # a full disk: steps.json keeps "interrupted", and the next run resumes the step
+        log.warning("could not record the failure in %s (%s)", _state_path(paths), exc)
+
+
+def resume_point(paths: Paths, step: str, params: dict[str, Any]) -> str:
+    """Where an interrupted ``step`` resumes, for the log: 04 names each model's newest complete checkpoint
+    (``resuming 04_finetune from checkpoint-15 of 30``; the trainer checks it opens and says so if it falls back)."""
+    if step != "04_finetune":
+        return "resuming it"
+    train = params.get("train") or {}
+    total = train.get("max_train_steps")
+    of = f" of {total}" if total else ""
+    sources = train.get("sources") or ["cnn_lstm", "clip"]
+    points = []
+    for source in sources:
+        run_dir = paths.models / "runs" / f"ip2p_{source}"
+        found = sorted((d for d in run_dir.glob("checkpoint-*") if d.name.split("-")[-1].isdigit()
+                        and (d / "train_log.csv").is_file()), key=lambda d: int(d.name.split("-")[-1]))
+        if found:
+            points.append((source, f"{found[-1].name}{of}"))
+        elif (paths.model(f"ip2p_{source}") / "train_summary.json").is_file() and not run_dir.exists():
+            points.append((source, "its saved model"))
+        else:
+            points.append((source, "its start (no checkpoint yet)"))
+    if len({p for _, p in points}) == 1:
+        return f"resuming {step} from {points[0][1]}"
+    return f"resuming {step} from " + ", ".join(f"{p} ({s})" for s, p in points)
+
+
+#: what a killed run can leave behind: t2p_utils.io's temporary files, train._atomic_dir's folders
+_LEFTOVER = re.compile(r"^\..+\.(part|old)$")
+
+
+def remove_leftovers(paths: Paths, min_age_s: float = 60.0) -> int:
+    """Delete half-written temporary files and folders (``.<name>.<random>.part``, ``.<name>.part``, ``.<name>.old``)
+    that a killed or disk-full run left in this profile's folders; returns the bytes freed. Only those older than
+    ``min_age_s``: the run holds the profile's lock, but a demo may be writing one just now."""
+    import shutil
+
+    freed, now = 0, time.time()
+    roots = [paths.processed, paths.interim, paths.captions_dir, paths.instructions("x").parent, paths.models,
+             paths.reports]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*filenames, *dirnames]:
+                if not _LEFTOVER.match(name):
+                    continue
+                f = Path(dirpath) / name
+                try:
+                    if now - f.lstat().st_mtime < min_age_s:
+                        continue
+                    size = _tree_bytes(f)
+                    if f.is_dir() and not f.is_symlink():
+                        shutil.rmtree(f)
+                        dirnames.remove(name)
+                    else:
+                        f.unlink()
+                    freed += size
+                    log.info("removed %s, left half-written by an earlier run", f.relative_to(paths.root))
+                except OSError:
+                    pass
+    return freed
+
+
+_BANNER = re.compile(r"<!-- t2p:out-of-date -->.*?<!-- /t2p:out-of-date -->\n?", re.DOTALL)
+OUT_OF_DATE = "OUT_OF_DATE.txt"
+
+
+def mark_report_out_of_date(paths: Paths, why: str) -> None:
+    """Say on the last report (``index.html``, a red banner at the top) and beside its tables (``OUT_OF_DATE.txt``)
+    that they are not this run's: ``why`` (a step running again, failed, stopped). :func:`build_index` clears both.
+    When the page cannot be rewritten (a full disk) it is removed rather than left standing unmarked."""
+    import html
+
+    index = paths.reports / "index.html"
+    tables = [f.name for f in (paths.reports / "metrics.csv", paths.reports / "metrics.json",
+                               paths.reports / "compare_summary.json") if f.is_file()]
+    if not index.is_file() and not tables:
+        return
+    try:
+        page = index.read_text(encoding="utf-8") if index.is_file() else ""
+    except OSError:
+        page = ""
+    m = re.search(r"Out of date: .*? from the run that finished at ([0-9: -]+)", page)
+    finished = m.group(1) if m else (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(index.stat().st_mtime))
+                                     if index.is_file() else "?")
+    what = ", ".join(["this page", *tables]) if page else ", ".join(tables)
+    text = (f"Out of date: {why}. {what} are from the run that finished at {finished}; "
+            f"./run_all.sh {paths.spec} brings them up to date.")
+    try:
+        if page:
+            banner = ('<!-- t2p:out-of-date --><div class="t2p-out-of-date" role="alert" style="background:#fde8e8;'
+                      'border:2px solid #c0392b;color:#7b1d12;padding:.6em 1em;margin:0 0 1em;font-weight:bold">'
+                      f"{html.escape(text)}</div><!-- /t2p:out-of-date -->\n")
+            page = _BANNER.sub("", page)
+            body = re.search(r"<body[^>]*>\n?", page)
+            at = body.end() if body else 0
+            atomic_write_text(page[:at] + banner + page[at:], index)
+        atomic_write_text(text + "\n", paths.reports / OUT_OF_DATE)
+    except OSError as exc:
+        log.warning("could not mark the report out of date (%s); removing %s", exc, index.name)
+        index.unlink(missing_ok=True)
 
 
 def _check_models_from(paths: Paths, other: str) -> None:
@@ -613,6 +912,7 @@ def build_index(paths: Paths, records: list[dict[str, Any]]) -> Path:
     from .report import build_report
 
     index = build_report(paths, records)
+    (paths.reports / OUT_OF_DATE).unlink(missing_ok=True)  # this run's report: no longer out of date
     log.info("report: %s", index)
     return index
 
@@ -645,6 +945,12 @@ def main(argv: list[str] | None = None) -> int:
         run(paths.spec, force=args.force, start=args.start, stop=args.stop)
     except (StepFailed, ConfigError, FileNotFoundError, ProfileBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk outside a step (the lock file, the report): one line too
+        full, at = disk_full_where(exc)
+        if not full:
+            raise
+        print(f"error: {disk_full_message(Paths.for_profile(profile), None, at)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         if main_thread:

@@ -224,6 +224,7 @@ class _Bar:
     ended: bool = False
     shown_n: float = -1  # n in the last plain line written for this bar
     start_text: str = ""  # its start line, as it was when the bar was first seen
+    n0: float | None = None  # n when the bar was first seen (a resumed run's bar starts at its checkpoint's step)
 
     def counts(self) -> str:
         if self.total:
@@ -231,10 +232,12 @@ class _Bar:
         return _fmt_n(self.n)
 
     def line(self, now: float) -> str:
-        """``train clip  412/2000 21% [03:12 < 12:20] loss=0.0312``; the ETA is elapsed/n*(total-n)."""
+        """``train clip  412/2000 21% [03:12 < 12:20] loss=0.0312``; the ETA is elapsed/(n-n0)*(total-n), n0 where the
+        bar started (0, or the step a resumed run starts from)."""
         elapsed = max(0.0, now - self.start_t)
-        if self.total and self.n > 0:
-            eta = (self.last_t - self.start_t) / self.n * (self.total - self.n) - max(0.0, now - self.last_t)
+        done = self.n - (self.n0 or 0)
+        if self.total and done > 0:
+            eta = (self.last_t - self.start_t) / done * (self.total - self.n) - max(0.0, now - self.last_t)
             clock = f"[{format_interval(elapsed)} < {format_interval(max(0.0, eta))}]"
         elif self.total:
             clock = f"[{format_interval(elapsed)} < ?]"
@@ -459,6 +462,8 @@ class ProgressWatcher:
             bar.total = float(total) if total is not None else None
         except (TypeError, ValueError):
             pass
+        if bar.n0 is None:
+            bar.n0 = bar.n if kind == "start" else 0.0  # first seen mid-way (a file read late): no known start
         if kind == "end":
             bar.ended = True
             self._last_ended = bar

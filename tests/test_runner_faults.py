@@ -22,7 +22,7 @@ from test_pipeline import _notebook  # the one fake-notebook writer of the runne
 
 from t2p_utils import pipeline
 from t2p_utils.checkpoints import checkpoint_problem, usable_checkpoint
-from t2p_utils.config import Paths
+from t2p_utils.config import Paths, load_params
 
 # 04 stands in for training: it writes a tiny model folder per source (weights that open, a model_index.json)
 FAKE_04 = """
@@ -300,3 +300,201 @@ time.sleep(300)
     for pid in alive:  # leave nothing behind for the next test, then fail
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"alive 10 s after kill -9 of the runner: {sorted(alive)} (kernel {kernel}, workers {workers})"
+
+
+# a run whose disk fills in 04: the kernel's write fails, then papermill's save of the executed notebook is cut short
+# (the issue's NotJSONError came from converting that half notebook to HTML); build_report stands in for the report
+DISK_FULL_RUNNER = """
+import errno, os, sys
+from pathlib import Path
+import nbformat
+import papermill.engines
+import t2p_utils.report
+from t2p_utils import pipeline
+
+full = Path(sys.argv[1])
+real_write = papermill.engines.write_ipynb
+
+def write_ipynb(nb, path):
+    if full.exists() and "04_finetune" in str(path):
+        text = nbformat.writes(nb)
+        Path(path).write_text(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_write(nb, path)
+
+def build_report(paths, records):
+    out = paths.reports / "index.html"
+    out.write_text("<html><body>\\n<h1>t2p report</h1>\\n" + "".join(r["name"] + " " + r["status"] + "\\n"
+                   for r in records) + "</body></html>\\n")
+    return out
+
+papermill.engines.write_ipynb = write_ipynb
+t2p_utils.report.build_report = build_report
+sys.exit(pipeline.main(sys.argv[2:]))
+"""
+
+
+def test_a_full_disk_ends_on_one_line_the_report_is_marked_and_a_run_with_room_finishes(study: Path) -> None:
+    """3 and 4: the last line says the disk is full, where, and about how much 04 needs; the earlier report carries
+    a banner naming the step; the next run, with room again, finishes past the half-written files."""
+    full = study / "disk_is_full"
+    runner = study / "runner.py"
+    runner.write_text(DISK_FULL_RUNNER)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(runner), str(full), "run", "smoke", *args], cwd=study,
+                              env=_cli_env(study), capture_output=True, text=True, timeout=240, check=False)
+
+    first = cli()
+    assert first.returncode == 0, first.stderr
+    index = study / "reports/smoke/index.html"
+    assert "05_compare ok" in index.read_text() and not (study / "reports/smoke/OUT_OF_DATE.txt").exists()
+    _ran(study)
+
+    # the disk fills in 04: the kernel's own write fails, and so does papermill's save of the executed notebook
+    _notebook(study / "notebooks/04_finetune.ipynb",
+              f"open({str(study / 'ran.log')!r}, 'a').write('04_finetune force=' + str(force) + '\\n')\n"
+              f"open({str(full)!r}, 'w').close()\n"
+              "import errno, os\n"
+              "from pathlib import Path\n"
+              "d = Path(os.environ['T2P_ROOT']) / 'models/smoke/ip2p_clip'\n"
+              "(d / '.diffusion_pytorch_model.safetensors.x1y2.part').write_bytes(b'half')  # t2p_utils.io's temp file\n"
+              "os.utime(d / '.diffusion_pytorch_model.safetensors.x1y2.part', (1, 1))\n"
+              "raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(d / 'unet/diffusion_pytorch_model.safetensors'))")
+    run = cli("--from", "04_finetune")  # forced from 04 on, as --force is
+    assert run.returncode == 1
+    lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.strip()]
+    last = lines[-1]
+    assert last.startswith("error: 04_finetune stopped: the disk is full ("), run.stderr
+    assert "models/smoke/ip2p_clip" in last and " free of " in last  # where, and how much room there is
+    assert "04_finetune needs about " in last and "its outputs last time: " in last  # from the run before
+    assert "then run ./run_all.sh smoke again" in last
+    for noise in ("Traceback", "NotJSONError", "PapermillExecutionError"):
+        assert noise not in run.stderr, run.stderr
+    assert _state(study)["04_finetune"]["status"] == "failed" and _ran(study)[-1] == "04_finetune force=True"
+    page = index.read_text()
+    assert page.startswith("<html><body>\n<!-- t2p:out-of-date -->")  # at the top of the old report
+    assert "Out of date: 04_finetune failed at " in page and "the disk is full" in page
+    assert "this page, metrics.csv, compare_summary.json are from the run that finished at " in page
+    stale = (study / "reports/smoke/OUT_OF_DATE.txt").read_text()
+    assert "04_finetune failed" in stale and "metrics.csv" in stale
+
+    # room again: the 04 notebook as it was, the next run resumes at 04 and finishes
+    full.unlink()
+    _notebook(study / "notebooks/04_finetune.ipynb",
+              f"open({str(study / 'ran.log')!r}, 'a').write('04_finetune force=' + str(force) + '\\n')\n" + FAKE_04)
+    _ran(study)
+    again = cli()
+    assert again.returncode == 0, again.stderr
+    assert _ran(study) == ["04_finetune force=False", "05_compare force=False"]
+    assert not list((study / "models/smoke/ip2p_clip").glob(".*.part"))  # the half-written file, removed
+    assert "removed models/smoke/ip2p_clip/.diffusion_pytorch_model.safetensors.x1y2.part" in again.stderr
+    assert "out-of-date" not in index.read_text() and not (study / "reports/smoke/OUT_OF_DATE.txt").exists()
+    assert (study / "reports/smoke/notebooks/04_finetune.html").exists()
+
+
+def test_disk_full_is_told_from_the_error_and_from_the_room_left(tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """3: how a full disk reads (Python's OSError, safetensors' Rust error in a kernel's traceback, torch's writer that
+    says only "file write failed" while almost nothing is free) and the one line made of it."""
+    import errno
+
+    paths = Paths.for_profile("smoke", tmp_root)
+    err = OSError(errno.ENOSPC, "No space left on device", "/data/x.png")
+    assert pipeline.disk_full_where(RuntimeError("wrapped")) == (False, None)
+    try:
+        raise RuntimeError("save failed") from err
+    except RuntimeError as exc:
+        assert pipeline.disk_full_where(exc) == (True, "/data/x.png")
+    assert pipeline.disk_full_where(None, "SafetensorError: IoError(Os { code: 28, kind: StorageFull })")[0]
+    assert pipeline.disk_full_where(None, "OSError: [Errno 28] No space left on device: '/m/a.bin'") == (True, "/m/a.bin")
+    torch_says = RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file")
+    monkeypatch.setattr(pipeline, "_free_bytes", lambda p: (3 << 20, 30 << 20))
+    assert pipeline._stopped_by_full_disk(paths, "04_finetune", torch_says) == (True, None)
+    monkeypatch.setattr(pipeline, "_free_bytes", lambda p: (5 << 30, 50 << 30))
+    assert pipeline._stopped_by_full_disk(paths, "04_finetune", torch_says) == (False, None)  # room: another fault
+    monkeypatch.setattr(pipeline, "_free_bytes", lambda p: (0, 30_000_000))
+    line = pipeline.disk_full_message(paths, "04_finetune", None, recorded=12_500_000)
+    assert "\n" not in line
+    assert line.startswith(f"04_finetune stopped: the disk is full ({paths.models / 'ip2p_clip'}, on /")
+    assert ": 0 B free of 30.0 MB); 04_finetune needs about 12.5 MB there (its outputs last time: 12.5 MB). " in line
+    (paths.models / "runs").mkdir(parents=True)
+    (paths.models / "runs/x.bin").write_bytes(b"0" * 20_000_000)  # what the folders hold now counts too
+    line = pipeline.disk_full_message(paths, "04_finetune", "/m/a.bin", recorded=12_500_000)
+    assert "(/m/a.bin, on /: " in line
+    assert "needs about 20.0 MB there (its outputs last time: 12.5 MB; models/smoke/runs now hold 20.0 MB)" in line
+
+
+_real_build_index = pipeline.build_index  # before the study fixture replaces it
+
+
+def test_a_failed_step_marks_the_last_report_out_of_date_until_a_run_finishes(
+        study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4: a failing cell in 02: the report of the earlier run gets a banner naming the step and the cell (and
+    OUT_OF_DATE.txt beside metrics.csv); the run that finishes writes a report without them."""
+    import t2p_utils.report
+
+    monkeypatch.setattr(pipeline, "build_index", _real_build_index)  # the study fixture's stand-in writes nothing
+    monkeypatch.setattr(t2p_utils.report, "build_report", lambda paths, records: (
+        (paths.reports / "index.html").write_text("<html><head></head><body class='r'>\n<p>fresh</p></body></html>"),
+        paths.reports / "index.html")[1])
+    to = "02_cnn_lstm_captioning"  # the report is written after the last step run, here 02 (fewer kernels to start)
+    pipeline.run("smoke", root=study, stop=to)
+    index = study / "reports/smoke/index.html"
+    assert "Out of date" not in index.read_text()
+    _notebook(study / "notebooks/02_cnn_lstm_captioning.ipynb", "raise ValueError('bad captions')")
+    with pytest.raises(pipeline.StepFailed):
+        pipeline.run("smoke", root=study, start="02_cnn_lstm_captioning", stop=to)
+    page = index.read_text()
+    assert page.startswith("<html><head></head><body class='r'>\n<!-- t2p:out-of-date --><div ")
+    assert "Out of date: 02_cnn_lstm_captioning failed at " in page and "ValueError: bad captions" in page
+    assert page.count("t2p:out-of-date -->") == 2  # one banner: the "runs again" one was replaced
+    assert "02_cnn_lstm_captioning failed" in (study / "reports/smoke/OUT_OF_DATE.txt").read_text()
+    _notebook(study / "notebooks/02_cnn_lstm_captioning.ipynb", "x = 1")
+    pipeline.run("smoke", root=study, stop=to)
+    assert index.read_text().endswith("<p>fresh</p></body></html>")
+    assert not (study / "reports/smoke/OUT_OF_DATE.txt").exists()
+
+
+def test_a_resumed_04_names_its_checkpoints(study: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """5: ``resuming 04_finetune from checkpoint-15 of 30`` (smoke trains 30 steps, a checkpoint every 15)."""
+    pipeline.run("smoke", root=study, stop="04_finetune")
+    state = json.loads((study / "reports/smoke/steps.json").read_text())
+    for s in state["steps"]:
+        if s["name"] == "04_finetune":
+            s["status"] = "interrupted"  # as a killed run leaves it
+    (study / "reports/smoke/steps.json").write_text(json.dumps(state))
+    train = load_params("smoke", study)["train"]
+    total, every = train["max_train_steps"], train["checkpointing_steps"]
+    for source in train["sources"]:
+        for n in (every, 2 * every) if 2 * every < total else (every,):
+            (study / f"models/smoke/runs/ip2p_{source}/checkpoint-{n}").mkdir(parents=True)
+            (study / f"models/smoke/runs/ip2p_{source}/checkpoint-{n}/train_log.csv").write_text("step\n1\n")
+    latest = max(n for n in (every, 2 * every) if 2 * every < total or n == every)
+    (study / f"models/smoke/runs/ip2p_clip/checkpoint-{total}").mkdir()  # a save cut short: no train_log.csv
+    caplog.set_level(logging.INFO, logger=pipeline.log.name)
+    pipeline.run("smoke", root=study, stop="04_finetune")
+    assert f"04_finetune: interrupted earlier; resuming 04_finetune from checkpoint-{latest} of {total}" in caplog.text
+    paths = Paths.for_profile("smoke", study)
+    for ckpt in (paths.models / "runs/ip2p_cnn_lstm").glob("checkpoint-*"):
+        ckpt.rename(ckpt.with_name(f"x{ckpt.name}"))
+    params = {"train": {"max_train_steps": 30, "sources": ["cnn_lstm", "clip"]}}
+    assert pipeline.resume_point(paths, "04_finetune", params) == (
+        f"resuming 04_finetune from its start (no checkpoint yet) (cnn_lstm), checkpoint-{latest} of 30 (clip)")
+
+
+def test_a_resumed_bar_counts_its_eta_from_where_it_started(tmp_path: Path) -> None:
+    """5: a bar that starts at step 15 of 30 (resumed) and reaches 20 in 10 s has 10 s per 5 steps: 20 s to go."""
+    import io
+
+    from t2p_utils.progress import ProgressWatcher
+
+    f = tmp_path / "p.jsonl"
+    ev = {"pid": 1, "bar": "1-1", "desc": "train clip", "total": 30, "postfix": ""}
+    f.write_text(json.dumps({**ev, "t": 100.0, "n": 15, "event": "start"}) + "\n"
+                 + json.dumps({**ev, "t": 110.0, "n": 20, "event": "update"}) + "\n")
+    out = io.StringIO()
+    w = ProgressWatcher(f, prefix="04_finetune", stream=out, interval_s=5)
+    w.poll()
+    w.stop()
+    assert "04_finetune | train clip  15/30 50% started" in out.getvalue()
+    assert "train clip  20/30 66% [00:10 < 00:20]" in out.getvalue()
