@@ -94,6 +94,13 @@ class CaptionConfig:
     recolor_k: int = 4  # colour clusters swapped per sprite
     recolor_sources: list[str] | None = field(default_factory=lambda: ["cnn_lstm", "clip"])  # None: all but reference
     # those a model trains on, since recolouring and re-captioning cost time
+    # part-level recolouring (t2p_utils.recolor.part_copies): copies of every train pair in two colours split at a
+    # place (top/bottom, middle/edges) that differ one place at a time (a, b), (b, a), (c, b), ...; captioned the same
+    # way, for the same recolor_sources
+    part_copies: int = 0
+    # the phrasing of training instructions (t2p_utils.templates): "fixed" = the seed's "Turn it into <caption>";
+    # "varied" = one of several frames and place-naming imperatives per pair, seeded
+    instruction_templates: str = "fixed"
 
     def __post_init__(self) -> None:
         bad = [s for s in self.sources if s not in CAPTION_SOURCES]
@@ -103,6 +110,12 @@ class CaptionConfig:
             raise ValueError(f"captions.clip_backend must be one of {CLIP_BACKENDS}, not {self.clip_backend!r}")
         if not 0 < self.reference_share <= 1:
             raise ValueError("captions.reference_share must be in (0, 1]")
+        from .templates import MODES
+
+        if self.instruction_templates not in MODES:
+            raise ValueError(f"captions.instruction_templates must be one of {MODES}, not {self.instruction_templates!r}")
+        if self.recolor_copies < 0 or self.part_copies < 0:
+            raise ValueError("captions.recolor_copies and captions.part_copies must be >= 0")
 
 
 def load_caption_config(profile: str, root: Path | None = None) -> CaptionConfig:
@@ -345,8 +358,13 @@ def instruction_line(input_image: str, edit_prompt: str, edited_image: str, **ex
 
 
 def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest: pd.DataFrame,
-                       splits: tuple[str, ...] = ("train",)) -> Path:
-    """The instruction dataset folder: image copies plus ``metadata.jsonl`` (rows with a caption only)."""
+                       splits: tuple[str, ...] = ("train",), templates: str = "fixed", seed: int = 42) -> Path:
+    """The instruction dataset folder: image copies plus ``metadata.jsonl`` (rows with a caption only).
+
+    ``templates``: ``fixed`` writes each row's ``instruction`` (the seed's frame); ``varied`` phrases its caption
+    with :func:`t2p_utils.templates.instruction_for` (seeded by ``seed`` and the id)."""
+    from .templates import instruction_for
+
     folder = paths.instructions(source)
     if folder.exists():
         shutil.rmtree(folder)
@@ -359,29 +377,33 @@ def write_instructions(paths: Paths, source: str, table: pd.DataFrame, manifest:
             inp, out = f"input/{r.id}.png", f"edited/{r.id}.png"
             shutil.copyfile(paths.root / rel.at[r.id, "lineart"], folder / inp)
             shutil.copyfile(paths.root / rel.at[r.id, "color"], folder / out)
-            fh.write(instruction_line(inp, r.instruction, out, id=r.id, caption_source=r.caption_source))
+            text = r.instruction if templates == "fixed" else instruction_for(r.caption, templates, seed, str(r.id))
+            fh.write(instruction_line(inp, text, out, id=r.id, caption_source=r.caption_source))
     return folder
 
 
 def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: pd.DataFrame, manifest: pd.DataFrame,
                          captioner: str, progress: bool = True) -> dict[str, Any]:
-    """Add ``cfg.recolor_copies`` palette-swapped copies of every train pair to ``source``'s instruction folder.
+    """Add ``cfg.recolor_copies`` palette-swapped and ``cfg.part_copies`` part-level recoloured copies of every
+    train pair to ``source``'s instruction folder.
 
     Each copy keeps the line art (the input) and gets its own caption from ``source``'s captioner,
     the same one that captioned the originals (the ``reference`` source has no captioner and is
     not augmented). A sprite with an empty mask or nothing but outline, and a copy whose recolouring
     leaves no basic colour covering 3 % of the character, are skipped and recorded.
-    Returns ``{"n_recolored", "skipped", "settings"}`` (also written to the provenance JSON).
+    Returns ``{"n_recolored", "n_part", "skipped", "settings", ...}`` (also written to the provenance JSON).
     """
     from .colors import dominant_colors
     from .io import atomic_write_image
     from .palette import load_lineart, load_rgb_mask
     from .progress import tqdm
-    from .recolor import RecolorSettings, RecolorSkip, recolor_copies, region_of
+    from .recolor import RecolorSettings, RecolorSkip, part_copies, recolor_copies, region_of
+    from .templates import instruction_for
 
     settings = RecolorSettings(copies=cfg.recolor_copies, k=cfg.recolor_k, seed=cfg.seed)
-    out: dict[str, Any] = {"n_recolored": 0, "skipped": [], "settings": asdict(settings)}
-    if (cfg.recolor_copies <= 0 or source == "reference"
+    out: dict[str, Any] = {"n_recolored": 0, "n_part": 0, "skipped": [], "settings": asdict(settings),
+                           "part_copies": cfg.part_copies, "instruction_templates": cfg.instruction_templates}
+    if ((cfg.recolor_copies <= 0 and cfg.part_copies <= 0) or source == "reference"
             or (cfg.recolor_sources is not None and source not in cfg.recolor_sources)):
         return out
     folder = paths.instructions(source)
@@ -392,18 +414,21 @@ def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: p
         rgb, mask = load_rgb_mask(paths.root / rel.at[sid, "color"], paths.root / rel.at[sid, "mask"])
         line = load_lineart(paths.root / rel.at[sid, "lineart"])
         try:
-            copies = recolor_copies(rgb, mask, line, settings, key=key)
+            copies = [(rc, f"rc{c}", "palette swap to " + ", ".join(rc.targets))
+                      for c, rc in enumerate(recolor_copies(rgb, mask, line, settings, key=key))]
+            copies += [(rc, f"pc{c}", note)
+                       for c, (rc, note) in enumerate(part_copies(rgb, mask, line, cfg.part_copies, settings, key))]
         except RecolorSkip as exc:
             out["skipped"].append({"id": sid, "what": f"not recoloured: {exc}"})
             continue
         region = region_of(rgb, mask, line, settings.line_threshold)
-        for c, rc in enumerate(copies):
+        for rc, tag, note in copies:
             if rc.changed == 0 or not dominant_colors(rc.image, region):
-                out["skipped"].append({"id": sid, "what": f"copy {c}: the recolouring leaves no colour to name"})
+                out["skipped"].append({"id": sid, "what": f"copy {tag}: the recolouring leaves no colour to name"})
                 continue
-            name = f"edited/{sid}_rc{c}.png"
+            name = f"edited/{sid}_{tag}.png"
             atomic_write_image(Image.fromarray(rc.image), folder / name)
-            made.append((sid, name, "palette swap to " + ", ".join(rc.targets)))
+            made.append((sid, name, note))
     if made:
         caps = caption_image_files(paths, source, cfg, [folder / m[1] for m in made],
                                    [paths.root / rel.at[m[0], "mask"] for m in made],
@@ -417,10 +442,11 @@ def augment_instructions(paths: Paths, source: str, cfg: CaptionConfig, table: p
                     out["skipped"].append({"id": sid, "what": f"{name}: empty caption from {captioner}"})
                     continue
                 inp = f"input/{sid}.png"
-                fh.write(instruction_line(inp, to_instruction(text), name, id=sid, caption_source=captioner,
-                                          augmentation=note))
-                out["n_recolored"] += 1
-    log.info("%s: %d recoloured pairs added (%d skipped)", source, out["n_recolored"], len(out["skipped"]))
+                instr = instruction_for(text, cfg.instruction_templates, cfg.seed, f"{sid}/{name}")
+                fh.write(instruction_line(inp, instr, name, id=sid, caption_source=captioner, augmentation=note))
+                out["n_part" if note.startswith("part:") else "n_recolored"] += 1
+    log.info("%s: %d palette-swapped and %d part-level recoloured pairs added (%d skipped)", source, out["n_recolored"],
+             out["n_part"], len(out["skipped"]))
     return out
 
 
@@ -436,7 +462,8 @@ class CaptionRun:
     n_generated: int
     skipped: list[dict[str, str]]
     cached: bool = False
-    n_recolored: int = 0  # recoloured training pairs added to the instruction folder
+    n_recolored: int = 0  # palette-swapped training pairs added to the instruction folder
+    n_part: int = 0  # part-level recoloured training pairs added to it
     recolor_skipped: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -456,7 +483,8 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
             rec = info.get("recolor") or {}
             return CaptionRun(source, csv, folder, info["captioner"], info["stand_in"], info["n_ids"],
                               info["n_reference"], info["n_generated"], info["skipped"], cached=True,
-                              n_recolored=int(rec.get("n_recolored", 0)), recolor_skipped=list(rec.get("skipped", [])))
+                              n_recolored=int(rec.get("n_recolored", 0)), n_part=int(rec.get("n_part", 0)),
+                              recolor_skipped=list(rec.get("skipped", [])))
     manifest = load_manifest(paths)
     refs = load_references(paths, manifest)
     kept = training_references(refs, cfg)
@@ -464,11 +492,11 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
     generated = None if source == "reference" else generate(paths, source, cfg, manifest, progress)
     table, notes = build_table(source, manifest, kept, generated, captioner, stand_in)
     write_caption_csv(table, csv)
-    write_instructions(paths, source, table, manifest)
+    write_instructions(paths, source, table, manifest, templates=cfg.instruction_templates, seed=cfg.seed)
     aug = augment_instructions(paths, source, cfg, table, manifest, captioner, progress)
     n_ref = int((table["caption_source"] == "reference").sum())
     run = CaptionRun(source, csv, folder, captioner, stand_in, len(table), n_ref, len(table) - n_ref, notes,
-                     n_recolored=aug["n_recolored"], recolor_skipped=aug["skipped"])
+                     n_recolored=aug["n_recolored"], n_part=aug["n_part"], recolor_skipped=aug["skipped"])
     atomic_write_json({"source": source, "captioner": captioner, "stand_in": stand_in, "n_ids": run.n_ids,
                        "n_reference": n_ref, "n_generated": run.n_generated, "skipped": notes, "recolor": aug,
                        "instructions_splits": ["train"], "config": json.loads(fingerprint), "inputs": inputs}, meta)
@@ -509,6 +537,8 @@ def sources_table(paths: Paths, cfg: CaptionConfig, sources: list[str] | None = 
         rows.append({"source": s, "csv": str(paths.captions(s).relative_to(paths.root)),
                      "captioner": info["captioner"], "stand_in": info["stand_in"], "ids": info["n_ids"],
                      "reference_captions": info["n_reference"], "captioner_captions": info["n_generated"],
+                     "palette_swapped_pairs": int((info.get("recolor") or {}).get("n_recolored", 0)),
+                     "part_recoloured_pairs": int((info.get("recolor") or {}).get("n_part", 0)),
                      "skipped": len(info["skipped"])})
     return pd.DataFrame(rows)
 

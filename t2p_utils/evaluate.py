@@ -96,6 +96,10 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 )
 CONTROL_COLUMNS: tuple[str, ...] = ("id", "model", "variant", "template", "asked", "seed", "image", "asked_share",
                                     "color_control")
+BINDING_COLUMNS: tuple[str, ...] = ("id", "model", "variant", "template", "places", "a", "b", "seed", "prompt_ab",
+                                    "prompt_ba", "image_ab", "image_ba", "binding")
+#: Templates whose name ends so are phrasings no training caption used; "all" averages the others, "heldout" these.
+HELDOUT = "_heldout"
 
 
 class CompareError(RuntimeError):
@@ -133,8 +137,15 @@ class CompareConfig:
     drawing_outline_l: float = 35.0  # outline pixels of the drawing (L* below this) for its line preservation
     # colour control (the causal test): each colour asked in turn, per template, same seed per character
     control_colors: list[str] = field(default_factory=lambda: list(M.CONTROL_COLORS))
-    control_templates: dict[str, str] = field(default_factory=lambda: dict(M.CONTROL_TEMPLATES))
+    # the training template's phrasings and (names ending "_heldout") phrasings no training caption used
+    control_templates: dict[str, str] = field(default_factory=lambda: {**M.CONTROL_TEMPLATES, **M.CONTROL_HELDOUT})
     control_max_test: int = 0  # 0 = every test id
+    # binding (the causal part-level test, t2p_utils.metrics.binding_score): per character one colour pair (in turn
+    # from binding_pairs) asked at two places and swapped, same seed; name -> [place pair, template with {a} {b}]
+    binding_templates: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in {**M.BINDING_TEMPLATES, **M.BINDING_HELDOUT}.items()})
+    binding_pairs: list[list[str]] = field(default_factory=lambda: [list(p) for p in M.BINDING_PAIRS])
+    binding_max_test: int = -1  # -1 = as control_max_test; 0 = every test id
     device: str = "auto"  # auto -> cuda when available, else cpu
     torch_threads: int = 0  # CPU threads for inference; 0 = torch's default (tiny models run faster on 1)
     # what runs the UNets: "auto" = onnxruntime for a small fp32 UNet on CPU (t2p_utils.onnx_unet: same weights,
@@ -165,6 +176,19 @@ class CompareConfig:
         bad = [k for k, t in self.control_templates.items() if "{color}" not in t]
         if bad:
             raise ValueError(f"compare: control_templates {bad} lack the {{color}} placeholder")
+        from .places import PLACE_PAIRS
+
+        for name, spec in self.binding_templates.items():
+            if (len(spec) != 2 or spec[0] not in PLACE_PAIRS
+                    or not all(f"{{{x}}}" in spec[1] or f"{{{x}_}}" in spec[1] for x in "ab")):
+                raise ValueError(f"compare: binding_templates[{name!r}] must be [place pair, template]: a pair of "
+                                 f"{list(PLACE_PAIRS)} and a template naming {{a}} (or {{a_}}) and {{b}} (or {{b_}}), "
+                                 f"not {spec!r}")
+        bad_pairs = [p for p in self.binding_pairs
+                     if len(p) != 2 or p[0] == p[1] or any(c not in M.BASIC_COLORS for c in p)]
+        if bad_pairs or (self.binding_templates and not self.binding_pairs):
+            raise ValueError(f"compare: binding_pairs must list pairs of two different basic colour terms "
+                             f"{list(M.BASIC_COLORS)}, not {bad_pairs or self.binding_pairs}")
 
 
 def load_compare_config(profile: str, root: Path | None = None) -> CompareConfig:
@@ -513,6 +537,7 @@ class CompareResult:
     showcase: list[str]
     summary: dict[str, Any]
     control: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CONTROL_COLUMNS)))
+    binding: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BINDING_COLUMNS)))
 
 
 def output_files(paths: Paths) -> dict[str, Path]:
@@ -524,6 +549,7 @@ def output_files(paths: Paths) -> dict[str, Path]:
         "paired": r / "paired.csv",
         "sweep": r / "sweep.csv",
         "control": r / "control.csv",
+        "binding": r / "binding.csv",
         "summary": r / "compare_summary.json",
     }
 
@@ -628,42 +654,61 @@ def _control_variant(control: pd.DataFrame) -> pd.DataFrame:
     return control if "variant" in control.columns else control.assign(variant="raw")
 
 
+def per_id(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    """One ``value`` per model x variant x template x id, plus template ``all`` (the mean over the training
+    template's phrasings) and ``heldout`` (over the held-out ones, names ending :data:`HELDOUT`), where there are any."""
+    cols = ["model", "variant", "template", "id", value]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    per = df.groupby(["model", "variant", "template", "id"], sort=False)[value].first().reset_index()
+    held = per["template"].astype(str).str.endswith(HELDOUT)
+    parts = [per]
+    for name, sub in (("all", per[~held]), ("heldout", per[held])):
+        if not sub.empty:
+            parts.append(sub.groupby(["model", "variant", "id"], sort=False)[value].mean().reset_index()
+                         .assign(template=name)[per.columns])
+    return pd.concat(parts, ignore_index=True)
+
+
 def control_per_id(control: pd.DataFrame) -> pd.DataFrame:
-    """One colour-control value per model x variant x template x id, plus template ``all`` (the mean over templates)."""
-    if control.empty:
-        return pd.DataFrame(columns=["model", "variant", "template", "id", "color_control"])
-    control = _control_variant(control)
-    per = control.groupby(["model", "variant", "template", "id"], sort=False)["color_control"].first().reset_index()
-    both = per.groupby(["model", "variant", "id"], sort=False)["color_control"].mean().reset_index().assign(template="all")
-    return pd.concat([per, both[per.columns]], ignore_index=True)
+    """One colour-control value per model x variant x template x id, plus template ``all`` (the mean over the training
+    template's phrasings) and ``heldout`` (the mean over the held-out ones)."""
+    return per_id(_control_variant(control), "color_control")
 
 
-def summarise_control(control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Colour control per model, variant and template (and ``all``) as rows of the metrics table (prompt
-    ``control:<template>``)."""
+def _summarise_per_id(per: pd.DataFrame, value: str, kind: str, n_boot: int, seed: int) -> pd.DataFrame:
     rows = []
-    for (model, variant, template), grp in control_per_id(control).groupby(["model", "variant", "template"], sort=False):
-        ci = M.bootstrap_ci(grp["color_control"].to_numpy(dtype=np.float64), n_boot=n_boot, seed=seed)
-        rows.append({"model": model, "variant": variant, "prompt": f"control:{template}", "metric": "color_control",
-                     **ci.as_dict()})
+    for (model, variant, template), grp in per.groupby(["model", "variant", "template"], sort=False):
+        ci = M.bootstrap_ci(grp[value].to_numpy(dtype=np.float64), n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "variant": variant, "prompt": f"{kind}:{template}", "metric": value, **ci.as_dict()})
     return pd.DataFrame(rows, columns=["model", "variant", "prompt", "metric", "mean", "ci_low", "ci_high", "n"])
 
 
-def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Paired colour-control differences (a - b over the same ids) between every pair of models, per variant and
-    template, and flat - raw within each model."""
-    per = control_per_id(control)
+def summarise_control(control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Colour control per model, variant and template (and ``all``, ``heldout``) as rows of the metrics table (prompt
+    ``control:<template>``)."""
+    return _summarise_per_id(control_per_id(control), "color_control", "control", n_boot, seed)
+
+
+def summarise_binding(binding: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Binding per model, variant and template (and ``all``, ``heldout``) as rows of the metrics table (prompt
+    ``binding:<template>``)."""
+    return _summarise_per_id(per_id(binding, "binding"), "binding", "binding", n_boot, seed)
+
+
+def _paired_per_id(per: pd.DataFrame, value: str, kind: str, models: Sequence[str], n_boot: int,
+                   seed: int) -> pd.DataFrame:
     rows = []
 
     def add(a: str, va: str, b: str, vb: str, template: str) -> None:
-        sa = per[(per.model == a) & (per.variant == va) & (per.template == template)].set_index("id")["color_control"]
-        sb = per[(per.model == b) & (per.variant == vb) & (per.template == template)].set_index("id")["color_control"]
+        sa = per[(per.model == a) & (per.variant == va) & (per.template == template)].set_index("id")[value]
+        sb = per[(per.model == b) & (per.variant == vb) & (per.template == template)].set_index("id")[value]
         if sa.empty or sb.empty:
             return
         d = M.paired_difference(sa, sb, n_boot=n_boot, seed=seed)
         verdict = ("no clear difference" if d.ci_low <= 0 <= d.ci_high
                    else f"{a}/{va} better" if d.mean > 0 else f"{b}/{vb} better")
-        rows.append({"a": f"{a}/{va}", "b": f"{b}/{vb}", "prompt": f"control:{template}", "metric": "color_control",
+        rows.append({"a": f"{a}/{va}", "b": f"{b}/{vb}", "prompt": f"{kind}:{template}", "metric": value,
                      "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n, "verdict": verdict})
 
     templates = list(per["template"].unique()) if not per.empty else []
@@ -679,10 +724,75 @@ def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2
     return pd.DataFrame(rows, columns=["a", "b", "prompt", "metric", "mean_diff", "ci_low", "ci_high", "n", "verdict"])
 
 
+def paired_control(control: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired colour-control differences (a - b over the same ids) between every pair of models, per variant and
+    template, and flat - raw within each model."""
+    return _paired_per_id(control_per_id(control), "color_control", "control", models, n_boot, seed)
+
+
+def paired_binding(binding: pd.DataFrame, models: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired binding differences (a - b over the same ids), as :func:`paired_control`."""
+    return _paired_per_id(per_id(binding, "binding"), "binding", "binding", models, n_boot, seed)
+
+
+def binding_path(paths: Paths, model: str, template: str, sprite_id: str, seed: int, order: str,
+                 variant: str = "raw") -> Path:
+    suffix = "" if variant == "raw" else f"_{variant}"
+    return paths.reports / "samples" / model / "binding" / template / f"{sprite_id}_seed{seed}_{order}{suffix}.png"
+
+
+def binding_pair_of(k: int, pairs: Sequence[Sequence[str]]) -> tuple[str, str]:
+    """The colour pair asked of the ``k``-th character (in turn through ``pairs``)."""
+    a, b = pairs[k % len(pairs)]
+    return str(a), str(b)
+
+
+def run_binding(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
+                opened: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Binding of one model: per item and template, its colour pair asked at two places and swapped, one seed.
+
+    Scored (:func:`t2p_utils.metrics.binding_score`) on the raw outputs over the model's character region and, for
+    items with a drawing, on their flat variant over the drawing's."""
+    n = cfg.control_max_test if cfg.binding_max_test < 0 else cfg.binding_max_test
+    items = items[:n] if n > 0 else items
+    if not cfg.binding_templates or not items:
+        return pd.DataFrame(columns=list(BINDING_COLUMNS))
+    seed = cfg.seeds[0]
+    lines = [opened[i.id]["lineart"] for i in items]
+    regions = {i.id: control_region(opened[i.id], cfg.outline_l) for i in items}
+    drawn = {i.id: control_region(opened[i.id]["drawing"], cfg.drawing_outline_l) for i in items
+             if opened[i.id].get("drawing") is not None}
+    pairs = [binding_pair_of(k, cfg.binding_pairs) for k in range(len(items))]
+    rows: list[dict[str, Any]] = []
+    for tname, (places, template) in tqdm(list(cfg.binding_templates.items()), desc=f"binding {model}", leave=False):
+        prompts = {"ab": [M.binding_prompt(template, a, b) for a, b in pairs],
+                   "ba": [M.binding_prompt(template, b, a) for a, b in pairs]}
+        # the same seeds both ways: item k gets seed + its batch offset whichever order was asked
+        outs = {o: _generate_batched(backend, pipe, lines, p, cfg, seed, cfg.text_guidance, cfg.image_guidance)
+                for o, p in prompts.items()}
+        for k, item in enumerate(items):
+            per_variant = {"raw": ({o: outs[o][k] for o in outs}, regions[item.id])}
+            if item.id in drawn:
+                per_variant["flat"] = ({o: flat_variant(img, opened[item.id]["drawing"])[0]
+                                        for o, img in per_variant["raw"][0].items()}, drawn[item.id])
+            a, b = pairs[k]
+            for variant, (imgs, region) in per_variant.items():
+                files = {}
+                for o, img in imgs.items():
+                    files[o] = binding_path(paths, model, tname, item.id, seed, o, variant)
+                    atomic_write_image(img, files[o])
+                rows.append({"id": item.id, "model": model, "variant": variant, "template": tname, "places": places,
+                             "a": a, "b": b, "seed": seed, "prompt_ab": prompts["ab"][k], "prompt_ba": prompts["ba"][k],
+                             "image_ab": str(files["ab"].relative_to(paths.reports)),
+                             "image_ba": str(files["ba"].relative_to(paths.reports)),
+                             "binding": M.binding_score(imgs["ab"], imgs["ba"], region, places, a, b)})
+    return pd.DataFrame(rows, columns=list(BINDING_COLUMNS))
+
+
 def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val", n: int = 20,
                 steps: int | None = None, text_guidance: float | None = None, image_guidance: float | None = None,
                 caption_source: str = "clip", templates: Sequence[str] | None = None,
-                flat: bool = False) -> dict[str, float]:
+                flat: bool = False, with_binding: bool = True) -> dict[str, float]:
     """Colour control and faithful metrics of one pipeline on the first ``n`` ids of a non-test split.
 
     For choosing a recipe and inference settings without looking at the test split: the
@@ -690,7 +800,8 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     Returns means (``control_<template>``, ``ssim``, ``delta_e``, ``leakage``, ``named_share``) and
     ``control_low`` (the bootstrap lower bound of the mean control over templates); with ``flat``, the same for
     the flat variant at ``compare.drawing_size`` (``flat_control_<template>``, ``flat_ssim``, ``flat_delta_e``,
-    ``flat_leakage``, ``flat_line_preservation``, ``flat_region_purity``, ``flat_fell_back``).
+    ``flat_leakage``, ``flat_line_preservation``, ``flat_region_purity``, ``flat_fell_back``); with ``with_binding``,
+    binding per template (``binding_<template>``, ``binding_all``, ``binding_heldout``; ``flat_binding_*``).
     """
     if split == "test":
         raise ValueError("score_split is for choosing settings: use the val (or train) split, never test")
@@ -706,6 +817,7 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     opened = {i.id: _open_item(i) for i in items}
     run_cfg = dataclasses.replace(cfg, steps=steps or cfg.steps, text_guidance=text_guidance or cfg.text_guidance,
                                   image_guidance=image_guidance or cfg.image_guidance, control_max_test=0,
+                                  binding_max_test=0,
                                   control_templates={k: v for k, v in cfg.control_templates.items()
                                                      if templates is None or k in templates})
 
@@ -716,10 +828,14 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Paths(paths.profile, Path(tmp))
         control = run_control(scratch, run_cfg, backend, pipe, "m", items, opened)
+        binding = run_binding(scratch, run_cfg, backend, pipe, "m", items, opened) if with_binding else None
     per = control_per_id(control)
     out: dict[str, float] = {}
     for (variant, template), grp in per.groupby(["variant", "template"]):
         out[("" if variant == "raw" else f"{variant}_") + f"control_{template}"] = float(grp["color_control"].mean())
+    if binding is not None:
+        for (variant, template), grp in per_id(binding, "binding").groupby(["variant", "template"]):
+            out[("" if variant == "raw" else f"{variant}_") + f"binding_{template}"] = float(grp["binding"].mean())
     out["control_low"] = M.bootstrap_ci(per.loc[(per.template == "all") & (per.variant == "raw"), "color_control"]).ci_low
     faithful = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
                                  [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,
@@ -785,6 +901,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
     rows: list[dict[str, Any]] = []
     sweep_rows: list[dict[str, Any]] = []
     control_parts: list[pd.DataFrame] = []
+    binding_parts: list[pd.DataFrame] = []
     timings: dict[str, float] = {}
     engines: dict[str, str] = {}
     for spec in specs:
@@ -831,6 +948,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
                                  "instruction": instr[k], "image": str(images[variant].relative_to(paths.reports)),
                                  **s, "note": variants[1] if variant == "flat" else ""})
         control_parts.append(run_control(paths, cfg, backend, pipe, spec.name, items, opened))
+        binding_parts.append(run_binding(paths, cfg, backend, pipe, spec.name, items, opened))
         if spec.name == sweep_model and sweep_items:
             grid = list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance))
             for ig, tg in tqdm(grid, desc=f"sweep {spec.name}", leave=False):
@@ -850,11 +968,15 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
 
     samples = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
     control = pd.concat(control_parts, ignore_index=True) if control_parts else pd.DataFrame(columns=list(CONTROL_COLUMNS))
+    binding = pd.concat([b for b in binding_parts if not b.empty] or [pd.DataFrame(columns=list(BINDING_COLUMNS))],
+                        ignore_index=True)
     boot_seed = int(params.get("seed", 0))
     metrics_df = pd.concat([summarise_control(control, cfg.n_boot, boot_seed),
+                            summarise_binding(binding, cfg.n_boot, boot_seed),
                             summarise(samples, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
     names = [s.name for s in specs]
     paired = pd.concat([paired_control(control, names, cfg.n_boot, boot_seed),
+                        paired_binding(binding, names, cfg.n_boot, boot_seed),
                         paired_differences(samples, names, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
     sweep = pd.DataFrame(sweep_rows, columns=["id", "model", "image_guidance", "text_guidance", "image",
                                               "delta_e", "leakage", "line_preservation", "adherence"])
@@ -877,6 +999,8 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
         "clip_direction": "computed" if scorer is not None else "skipped (needs hub CLIP weights; full profile only)",
         "control_colors": list(cfg.control_colors),
         "control_templates": dict(cfg.control_templates),
+        "binding_templates": dict(cfg.binding_templates),
+        "binding_pairs": [list(p) for p in cfg.binding_pairs],
         "seconds": {"total": round(time.perf_counter() - t0, 2), **timings},
         "unet_engine": engines,
         "state": state,
@@ -887,9 +1011,10 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
     _write_csv(paired, files["paired"])
     _write_csv(sweep, files["sweep"])
     _write_csv(control, files["control"])
+    _write_csv(binding, files["binding"])
     atomic_write_json(summary, files["summary"])
     log.info("05_compare: %d samples scored in %.1f s -> %s", len(samples), summary["seconds"]["total"], paths.reports)
-    return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary, control)
+    return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary, control, binding)
 
 
 def _metrics_json(metrics_df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, Any]:
@@ -914,7 +1039,7 @@ def load_result(paths: Paths) -> CompareResult:
     read = lambda p: pd.read_csv(p, dtype={"id": str})
     specs = [ModelSpec(m["name"], m["source"], m["label"], tuple(m["stand_ins"])) for m in summary["models"]]
     return CompareResult(read(files["samples"]), read(files["metrics_csv"]), read(files["paired"]), read(files["sweep"]),
-                         specs, summary["showcase"], summary, read(files["control"]))
+                         specs, summary["showcase"], summary, read(files["control"]), read(files["binding"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -979,6 +1104,72 @@ def control_findings(result: CompareResult) -> list[str]:
                        "the CNN-LSTM-caption model follows colour words better: the interval excludes 0" if hi < 0 else
                        "no clear difference: the interval includes 0")
             out.append(f"paired colour control, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
+    return out
+
+
+def binding_table(result: CompareResult) -> pd.DataFrame:
+    """Binding per model and variant (rows) and template (columns): ``mean [ci_low, ci_high]``."""
+    m = result.metrics
+    m = m[m["metric"] == "binding"]
+    if m.empty:
+        return pd.DataFrame()
+    labels = {s.name: s.display for s in result.models}
+    cells = m.assign(cell=m.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1),
+                     model=m["model"].map(labels), template=m["prompt"].str.removeprefix("binding:"))
+    return cells.pivot_table(index=["model", "variant"], columns="template", values="cell", aggfunc="first",
+                             sort=False)
+
+
+def _metric_row(m: pd.DataFrame, model: str, variant: str, prompt: str, metric: str) -> pd.Series | None:
+    sel = m[(m.model == model) & (m.variant == variant) & (m.prompt == prompt) & (m.metric == metric)]
+    return None if sel.empty or not np.isfinite(sel.iloc[0]["mean"]) else sel.iloc[0]
+
+
+def binding_findings(result: CompareResult) -> list[str]:
+    """What binding says, first: whether each model puts each colour where the words put it (not only which colours),
+    the paired CLIP - CNN-LSTM comparison, and whether phrasings no training caption used are followed."""
+    m, p = result.metrics, result.paired
+    labels = {s.name: s.display for s in result.models}
+    rows = [(s.name, _metric_row(m, s.name, "raw", "binding:all", "binding")) for s in result.models]
+    rows = [(k, r) for k, r in rows if r is not None]
+    if not rows:
+        return []
+    out = []
+    if all(r["ci_low"] <= 0.05 for _, r in rows):
+        out.append("no model here binds colours to places: asked two colours at two places and then the swap, every "
+                   "model moves them together (or not at all), so part-level instructions are not followed")
+    for k, r in rows:
+        verdict = ("binds colours to places" if r["ci_low"] > 0.05 else
+                   "does not clearly bind colours to places" if r["ci_low"] > 0 else "does NOT bind colours to places")
+        flat = _metric_row(m, k, "flat", "binding:all", "binding")
+        held = _metric_row(m, k, "raw", "binding:heldout", "binding")
+        extra = "".join([f"; flat-coloured drawing {flat['mean']:.3f} [{flat['ci_low']:.3f}, {flat['ci_high']:.3f}]"
+                         if flat is not None else "",
+                         f"; held-out phrasings {held['mean']:.3f} [{held['ci_low']:.3f}, {held['ci_high']:.3f}]"
+                         if held is not None else ""])
+        out.append(f"binding of {labels.get(k, k)}: {r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over "
+                   f"{int(r['n'])} test characters (two colours asked at two places, then swapped, one seed; 0 = paints "
+                   f"one colour everywhere or ignores the text, 1 = each place as asked){extra}: it {verdict}")
+    pair = p[(p["metric"] == "binding") & (p["prompt"] == "binding:all") & p["a"].str.endswith("/raw")
+             & p["b"].str.endswith("/raw")]
+    for r in pair.itertuples():
+        a, b = r.a.split("/")[0], r.b.split("/")[0]
+        if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
+            sign = 1.0 if a == "ip2p_clip" else -1.0
+            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+            verdict = ("the CLIP-caption model binds better" if lo > 0 else
+                       "the CNN-LSTM-caption model binds better" if hi < 0 else "no clear difference")
+            out.append(f"paired binding, CLIP − CNN-LSTM captions: {sign * r.mean_diff + 0.0:.3f} [{lo:.3f}, {hi:.3f}]; "
+                       f"{verdict}")
+    for k, label in labels.items():
+        trained = _metric_row(m, k, "raw", "control:all", "color_control")
+        held = _metric_row(m, k, "raw", "control:heldout", "color_control")
+        if trained is None or held is None or trained["ci_low"] <= 0.05:
+            continue
+        ratio = held["mean"] / trained["mean"]
+        out.append(f"phrasing, {label}: colour control on phrasings no training caption used {held['mean']:.3f} "
+                   f"[{held['ci_low']:.3f}, {held['ci_high']:.3f}] vs {trained['mean']:.3f} on the training template's "
+                   f"({ratio:.2f}×; {'at least' if ratio >= 0.8 else 'below'} 0.8×)")
     return out
 
 
@@ -1077,6 +1268,7 @@ def findings(result: CompareResult) -> list[str]:
         out.append("smoke profile: tiny models trained for a few steps on synthetic creatures, so these numbers "
                    "check the plumbing, not the method")
     out += data_notes(result.summary)
+    out += binding_findings(result)
     out += control_findings(result)
     out += flat_findings(result)
     for prompt, metric in (("faithful", "delta_e"), ("faithful", "adherence"), ("counterfactual", "adherence"),

@@ -289,6 +289,58 @@ def color_ladder(paths: Paths, result: CompareResult, template: str = "body", id
     return _save(fig, out or figures_dir(paths) / f"ladder_{template}{suffix}.png")
 
 
+def binding_ladder(paths: Paths, result: CompareResult, ids: list[str] | None = None, out: Path | None = None,
+                   variant: str = "raw") -> Path | None:
+    """The part ladder: rows = showcase characters x models; per binding template two columns, the character's colour
+    pair asked at the template's two places and then swapped (same seed).
+
+    A model that binds colours to places swaps them between the two columns; one that paints the whole body the first
+    colour named swaps the whole body; one that ignores the words repeats one image.
+    """
+    b = result.binding
+    if b is None or b.empty:
+        return None
+    b = b[b["variant"] == variant]
+    if b.empty:
+        return None
+    ids = ids or [i for i in result.showcase if i in set(b["id"])]
+    templates = list(dict.fromkeys(b["template"]))
+    items = {i.id: i for i in load_test_items(paths) if i.id in ids}
+    models = [m for m in result.models if m.name in set(b["model"])]
+    rows = [(sid, m) for sid in ids for m in models]
+    if not rows:
+        return None
+    at = b.set_index(["id", "model", "template"])
+    fig = Figure(figsize=(1.15 * (2 * len(templates) + 1) + 1.6, 1.3 * len(rows) + 1.2))
+    axes = fig.subplots(len(rows), 2 * len(templates) + 1, squeeze=False)
+    for r, (sid, m) in enumerate(rows):
+        drawing = _drawing_of(paths, result, sid) if variant == "flat" else None
+        _show(axes[r, 0], open_rgb(drawing.lineart if drawing else items[sid].lineart))
+        first = at.loc[(sid, m.name, templates[0])] if (sid, m.name, templates[0]) in at.index else None
+        mean = b[(b["id"] == sid) & (b["model"] == m.name) & ~b["template"].str.endswith("_heldout")]["binding"].mean()
+        pair = f"{first['a']} / {first['b']}" if first is not None else ""
+        axes[r, 0].set_ylabel(wrap(f"{sid}\n{m.display}\n{pair}\nbinding {mean:.2f}", 16, 6), fontsize=6.5)
+        for t, template in enumerate(templates):
+            key = (sid, m.name, template)
+            row = at.loc[key] if key in at.index else None
+            for o, order in enumerate(("ab", "ba")):
+                img = _open(paths.reports / row[f"image_{order}"]) if row is not None else None
+                _show(axes[r, 1 + 2 * t + o], img)
+    for t, template in enumerate(templates):
+        place1, place2 = str(result.summary.get("binding_templates", {}).get(template, ["top_bottom"])[0]).split("_")
+        axes[0, 1 + 2 * t].set_title(wrap(f"{template}\nA {place1}, B {place2}", 14, 3), fontsize=7)
+        axes[0, 2 + 2 * t].set_title(wrap(f"{template}\nswap: B {place1}, A {place2}", 14, 3), fontsize=7)
+    axes[0, 0].set_title("line art", fontsize=8)
+    what = "" if variant == "raw" else f", {VARIANT_TITLES.get(variant, variant)}"
+    example = str(result.summary.get("binding_templates", {}).get(templates[0], ["", templates[0]])[1]).format(
+        a="A", b="B", a_="an A", b_="a B")
+    fig.suptitle(wrap(f"{paths.profile}: part ladder, each character's colours A / B asked at two places and swapped, "
+                      f"seed {int(b['seed'].min())}{what} (e.g. \"{example}\")", 140, 2), fontsize=9)
+    fig.tight_layout()
+    suffix = "" if variant == "raw" else f"_{variant}"
+    return _save(fig, out or figures_dir(paths) / f"ladder_binding{suffix}.png")
+
+
 def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
     """Every figure of 05_compare: seed grids (faithful, counterfactual, faithful mask-protected), the sweep, bar charts."""
     figs = {
@@ -307,7 +359,11 @@ def make_all_figures(paths: Paths, result: CompareResult) -> dict[str, Path]:
             ladder = color_ladder(paths, result, template, variant=variant)
             if ladder is not None:
                 figs[f"ladder_{template}" + ("" if variant == "raw" else f"_{variant}")] = ladder
+    for variant in ("raw", "flat"):
+        ladder = binding_ladder(paths, result, variant=variant)
+        if ladder is not None:
+            figs["ladder_binding" + ("" if variant == "raw" else f"_{variant}")] = ladder
     return figs
 
 
-__all__ = ["color_ladder", "figures_dir", "make_all_figures", "metric_bars", "seed_grid", "sweep_grid", "wrap"]
+__all__ = ["binding_ladder", "color_ladder", "figures_dir", "make_all_figures", "metric_bars", "seed_grid", "sweep_grid", "wrap"]

@@ -276,6 +276,78 @@ def color_control(matrix: pd.DataFrame) -> float:
     return float(np.round(np.mean(diag - off), 12))  # shares are pixel counts / n: no meaning below 1e-12
 
 
+#: Colour pairs the binding test asks (two colours, then their swap), one pair per character in turn.
+BINDING_PAIRS: tuple[tuple[str, str], ...] = (("red", "blue"), ("yellow", "purple"), ("green", "red"),
+                                              ("blue", "yellow"), ("purple", "green"))
+#: Its instructions: (place pair of :data:`t2p_utils.places.PLACE_PAIRS`, template with ``{a}``/``{b}`` the colours
+#: of the first/second place; ``{a_}``/``{b_}`` the same with "a"/"an"). ``*_heldout``: phrasings no training
+#: caption used (:mod:`t2p_utils.templates` keeps them out of training).
+BINDING_TEMPLATES: dict[str, tuple[str, str]] = {
+    "top_bottom": ("top_bottom", "Turn it into a creature with {a} at the top and {b} at the bottom."),
+    "body_belly": ("top_bottom", "Turn it into a creature with {a_} body and {b_} belly at the bottom."),
+    "middle_edges": ("middle_edges", "Turn it into a creature with {a} in the middle and {b} around the edges."),
+}
+BINDING_HELDOUT: dict[str, tuple[str, str]] = {
+    "top_bottom_heldout": ("top_bottom", "Color the character's top {a} and its bottom {b}."),
+    "middle_edges_heldout": ("middle_edges", "Please use {a} for the centre and {b} for the outside."),
+}
+#: Colour-control phrasings no training caption used (next to :data:`CONTROL_TEMPLATES`, the training template's).
+CONTROL_HELDOUT: dict[str, str] = {
+    "body_heldout": "Color the character's body {color}.",
+    "part_heldout": "Please make the body white and put {color} on the top.",
+}
+
+
+def _an(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def binding_prompt(template: str, a: str, b: str) -> str:
+    """``template`` (see :data:`BINDING_TEMPLATES`) with colour ``a`` in the first place and ``b`` in the second."""
+    return template.format(a=a, b=b, a_=_an(a), b_=_an(b))
+
+
+def place_share(output: ImageLike, place: np.ndarray, color: str) -> float:
+    """Share of the ``place`` pixels of ``output`` whose basic colour term is ``color`` (NaN for an empty place)."""
+    m = to_mask(place)
+    if not m.any():
+        return float("nan")
+    a = to_rgb(output)
+    check_same_size(output=a, place=m)
+    return float(color_coverage(a, m)[color])
+
+
+def binding_score(out_ab: ImageLike, out_ba: ImageLike, region: ImageLike, pair: str, a: str, b: str) -> float:
+    """Causal binding of two colours to two places, from one character asked both ways with the same seed.
+
+    ``out_ab`` was made for "``a`` at the first place of ``pair`` and ``b`` at the second", ``out_ba`` for the
+    swap. With ``s(X, P | prompt)`` the share of place ``P`` painted ``X`` (:func:`place_share`, places from
+    :func:`t2p_utils.places.place_masks` of ``region``)::
+
+        binding = 1/4 * [ s(a,P1|ab) - s(a,P1|ba) + s(b,P2|ab) - s(b,P2|ba)
+                        + s(b,P1|ba) - s(b,P1|ab) + s(a,P2|ba) - s(a,P2|ab) ]
+
+    1 for a model that paints each place as asked; 0 for one that ignores the words (the same image both
+    ways), and 0 for one that paints the whole character the first (or any one) colour named, since the
+    swap moves that colour over both places alike. Range [-1, 1]; NaN when a place is empty.
+    """
+    from .places import PLACE_PAIRS, place_masks
+
+    if a == b:
+        raise ValueError(f"binding: the two colours must differ, got {a!r} twice")
+    for c in (a, b):
+        if c not in BASIC_COLORS:
+            raise ValueError(f"binding: {c!r} is not a basic colour term {list(BASIC_COLORS)}")
+    p1, p2 = (place_masks(to_mask(region))[p] for p in PLACE_PAIRS[pair])
+
+    def s(img: ImageLike, color: str, place: np.ndarray) -> float:
+        return place_share(img, place, color)
+
+    terms = [s(out_ab, a, p1) - s(out_ba, a, p1), s(out_ab, b, p2) - s(out_ba, b, p2),
+             s(out_ba, b, p1) - s(out_ab, b, p1), s(out_ba, a, p2) - s(out_ab, a, p2)]
+    return float(np.round(np.mean(terms), 12))
+
+
 def protect(output: ImageLike, lineart: ImageLike, mask: ImageLike, threshold: float = OUTLINE_L) -> Image.Image:
     """The mask-protected variant: outline pixels and background restored from the line art.
 

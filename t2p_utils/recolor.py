@@ -79,6 +79,40 @@ def pick_targets(n_clusters: int, rng: np.random.Generator, settings: RecolorSet
     return [first, *others]
 
 
+def _clusters(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, settings: RecolorSettings,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image, recolourable region, its pixels' Lab, their cluster, the cluster centres); raises RecolorSkip."""
+    arr = np.asarray(rgb, dtype=np.uint8)
+    region = region_of(arr, mask, lineart, settings.line_threshold)
+    if not np.asarray(mask).astype(bool).any():
+        raise RecolorSkip("empty mask")
+    if region.sum() < 8:
+        raise RecolorSkip("no fill inside the mask (nothing but outline)")
+    lab = rgb_to_lab(arr[region])
+    sample = lab if len(lab) <= 4096 else lab[np.sort(rng.choice(len(lab), 4096, replace=False))]
+    centres, _ = kmeans_lab(sample, settings.k, settings.seed)
+    labels = ((lab[:, None, :] - centres[None, :, :]) ** 2).sum(-1).argmin(1)
+    return arr, region, lab, labels, centres
+
+
+def _shaded(lab: np.ndarray, labels: np.ndarray, centres: np.ndarray, target: list[np.ndarray] | np.ndarray,
+            settings: RecolorSettings) -> np.ndarray:
+    """Each pixel moved to its target Lab plus a damped copy of its offset from its cluster's centre.
+
+    ``target``: one Lab per cluster (a list), or one per pixel (an ``[n, 3]`` array)."""
+    damp = np.array([settings.shading, settings.chroma_detail, settings.chroma_detail])
+    base = np.asarray(target)[labels] if isinstance(target, list) else np.asarray(target)
+    new = base + (lab - centres[labels]) * damp
+    new[:, 0] = np.clip(new[:, 0], 0.0, 100.0)
+    return new
+
+
+def _paint(arr: np.ndarray, region: np.ndarray, new_lab: np.ndarray) -> np.ndarray:
+    out = arr.copy()
+    out[region] = np.clip(np.round(lab2rgb(new_lab[None])[0] * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
 def recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, targets: list[str] | None = None,
             settings: RecolorSettings = RecolorSettings(), rng: np.random.Generator | None = None) -> Recolored:
     """One palette swap of ``rgb`` inside ``mask`` (outline and background unchanged).
@@ -87,17 +121,8 @@ def recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, targe
     shorter than the number of clusters the rest are drawn too). Raises :class:`RecolorSkip`
     when there is nothing to recolour.
     """
-    arr = np.asarray(rgb, dtype=np.uint8)
-    region = region_of(arr, mask, lineart, settings.line_threshold)
-    if not np.asarray(mask).astype(bool).any():
-        raise RecolorSkip("empty mask")
-    if region.sum() < 8:
-        raise RecolorSkip("no fill inside the mask (nothing but outline)")
     rng = rng if rng is not None else np.random.default_rng(settings.seed)
-    lab = rgb_to_lab(arr[region])
-    sample = lab if len(lab) <= 4096 else lab[np.sort(rng.choice(len(lab), 4096, replace=False))]
-    centres, _ = kmeans_lab(sample, settings.k, settings.seed)
-    labels = ((lab[:, None, :] - centres[None, :, :]) ** 2).sum(-1).argmin(1)
+    arr, region, lab, labels, centres = _clusters(rgb, mask, lineart, settings, rng)
     sizes = np.bincount(labels, minlength=len(centres)) / len(labels)
     order = np.argsort(-sizes)
     big = [int(j) for j in order if sizes[j] >= settings.min_cluster_share] or [int(order[0])]
@@ -109,14 +134,8 @@ def recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, targe
         if j not in target_of:
             nearest = min(big, key=lambda b: float(((centres[j] - centres[b]) ** 2).sum()))
             target_of[j] = target_of[nearest]
-    new = np.empty_like(lab)
-    for j in range(len(centres)):
-        sel = labels == j
-        d = lab[sel] - centres[j]
-        new[sel] = _PROTO_LAB[target_of[j]] + d * np.array([settings.shading, settings.chroma_detail, settings.chroma_detail])
-    new[:, 0] = np.clip(new[:, 0], 0.0, 100.0)
-    out = arr.copy()
-    out[region] = np.clip(np.round(lab2rgb(new[None])[0] * 255.0), 0, 255).astype(np.uint8)
+    new = _shaded(lab, labels, centres, [_PROTO_LAB[target_of[j]] for j in range(len(centres))], settings)
+    out = _paint(arr, region, new)
     before = pixel_color_terms(arr[region])
     after = pixel_color_terms(out[region])
     return Recolored(out, [target_of[j] for j in big], [float(sizes[j]) for j in big], float(np.mean(before != after)))
@@ -138,3 +157,82 @@ def recolor_copies(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None
             else settings.body_colors[(start + c) % n]
         out.append(recolor(rgb, mask, lineart, [body], settings, rng))
     return out
+
+
+#: Colours a part-level recolouring paints a place: the chromatic basic terms and white (the seed's "white belly").
+TWO_TONE_COLORS: tuple[str, ...] = BODY_COLORS + ("white",)
+
+
+def part_recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, pair: str, colors: tuple[str, str],
+                 cut: float = 0.5, settings: RecolorSettings = RecolorSettings(),
+                 rng: np.random.Generator | None = None, closed: np.ndarray | None = None) -> Recolored:
+    """The character in two colours: the first place of ``pair`` in ``colors[0]``, the rest in ``colors[1]``.
+
+    ``pair`` is a key of :data:`t2p_utils.places.PLACE_PAIRS`; the region is split at ``cut``
+    (:func:`t2p_utils.places.split_masks`), along the line art's closed regions when ``closed`` (their labels) is given
+    (:func:`line_regions`). Shading survives as in :func:`recolor` (each pixel keeps a damped
+    copy of its offset from its colour cluster's centre); outline and background are unchanged. Raises
+    :class:`RecolorSkip` when there is nothing to recolour.
+    """
+    from .places import split_masks
+
+    for c in colors:
+        if c not in BASIC_COLORS:
+            raise ValueError(f"part recolour: {c!r} is not a basic colour term {list(BASIC_COLORS)}")
+    rng = rng if rng is not None else np.random.default_rng(settings.seed)
+    arr, region, lab, labels, centres = _clusters(rgb, mask, lineart, settings, rng)
+    first, _ = split_masks(region, pair, cut, closed)
+    in_first = first[region]
+    target = np.where(in_first[:, None], _PROTO_LAB[colors[0]], _PROTO_LAB[colors[1]])
+    out = _paint(arr, region, _shaded(lab, labels, centres, target, settings))
+    before = pixel_color_terms(arr[region])
+    after = pixel_color_terms(out[region])
+    share = float(in_first.mean())
+    return Recolored(out, list(colors), [share, 1.0 - share], float(np.mean(before != after)))
+
+
+def part_copies(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, copies: int,
+                settings: RecolorSettings, key: int) -> list[tuple[Recolored, str]]:
+    """``copies`` part-level recolourings of one sprite that differ in one place at a time, seeded by ``(seed, key)``.
+
+    The cut follows the line art's closed regions (:func:`line_regions`). One place pair (alternating with ``key``) and one cut (uniform in [0.35, 0.65]) per sprite; colours ``a, b, c``
+    drawn from :data:`TWO_TONE_COLORS`. Copy 0 paints the first place ``a`` and the second ``b``; copy 1 is its swap
+    (``b``, ``a``); copy 2 changes the first place only (``c``, ``b``); copy 3 the second only (``a``, ``c``); further
+    copies draw new pairs. Returns ``(recoloured, note)`` pairs, the note naming the colour of each place.
+    """
+    from .places import PLACE_PAIRS
+
+    if copies <= 0:
+        return []
+    rng = np.random.default_rng([settings.seed, key, 1])
+    closed = line_regions(lineart, mask)
+    names = list(PLACE_PAIRS)
+    pair = names[key % len(names)]
+    cut = float(rng.uniform(0.35, 0.65))
+    p1, p2 = PLACE_PAIRS[pair]
+    out: list[tuple[Recolored, str]] = []
+    while len(out) < copies:
+        a, b, c = (str(x) for x in rng.permutation(TWO_TONE_COLORS)[:3])
+        for first, second in ((a, b), (b, a), (c, b), (a, c)):
+            if len(out) == copies:
+                break
+            rc = part_recolor(rgb, mask, lineart, pair, (first, second), cut, settings, rng, closed)
+            out.append((rc, f"part: {first} {p1}, {second} {p2} (cut {cut:.2f})"))
+    return out
+
+
+def line_regions(lineart: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    """The closed regions of the line art (:func:`t2p_utils.flat.segment`, gaps of up to 2 px closed at sprite
+    size), labels with background regions set to 0; None without line art or strokes."""
+    from .flat import FlatError, segment
+
+    if lineart is None:
+        return None
+    line = np.asarray(lineart)
+    try:
+        regions = segment(np.stack([line] * 3, -1) if line.ndim == 2 else line, np.asarray(mask).astype(bool), gap=1)
+    except FlatError:
+        return None
+    labels = regions.labels.copy()
+    labels[regions.background[labels]] = 0
+    return labels

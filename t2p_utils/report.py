@@ -44,7 +44,7 @@ PROFILE_STAND_INS: dict[str, tuple[str, ...]] = {
 STAND_IN_KEYWORDS: tuple[str, ...] = ("synthetic", "scratch", "palette")
 
 #: Figures first by exact name (what a user gets back, the flat drawings, leads), then by prefix.
-FIGURE_ORDER = ("ladder_body_flat", "grid_faithful_flat", "ladder_body", "ladder_part_flat", "ladder_part",
+FIGURE_ORDER = ("ladder_binding_flat", "ladder_binding", "ladder_body_flat", "grid_faithful_flat", "ladder_body", "ladder_part_flat", "ladder_part",
                 "grid_counterfactual_flat", "grid_faithful", "grid_counterfactual", "sweep", "bars_faithful",
                 "bars_counterfactual")
 
@@ -139,9 +139,24 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
         result = load_result(paths)
     except CompareError:
         return "<p>05_compare has not run for this profile: no metrics yet.</p>", [], None
-    from .evaluate import control_table, flat_findings
+    from .evaluate import binding_findings, binding_table, control_table, flat_findings
 
     parts = []
+    bind = binding_table(result)
+    if not bind.empty:
+        templates = "; ".join(f"<em>{html.escape(k)}</em>: “{html.escape(str(v[1]))}”"
+                              for k, v in result.summary.get("binding_templates", {}).items())
+        parts.append("<h3>binding (the causal part-level test: does each colour go where the words put it?)</h3>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in binding_findings(result)) + "</ul>")
+        parts.append(_table_html(bind.reset_index()))
+        parts.append(f"<p>Per held-out character and one seed, two colours A, B are asked at two places and then "
+                     f"swapped ({templates}); score = ¼ × the change, between the two asks, of A's share of the first "
+                     "place, B's of the second and the mirror terms (t2p_utils.metrics.binding_score). 0 for a model that "
+                     "paints the whole character the first colour named, or ignores the text; 1 for one that paints each "
+                     "place as asked. <em>all</em>: the training template's phrasings; <em>heldout</em>: phrasings no "
+                     "training caption used. The flat fill gives each closed region one colour, so a place that cuts "
+                     "through a region caps flat binding. Rows: <a href=\"binding.csv\">binding.csv</a>; the part ladder "
+                     "is in the figures below.</p>")
     flat = flat_findings(result)
     if flat:
         parts.append("<h3>what a user gets back: the drawing coloured flat at its own size</h3>")
@@ -159,7 +174,8 @@ def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
         parts.append(_table_html(ctrl.reset_index()))
         parts.append(f"<p>Per held-out character and one seed, {html.escape(colors)} are asked one at a time ({templates}); "
                      "score = share of the character painted in the asked colour minus that colour's mean share when the "
-                     "other colours were asked; <em>all</em> = mean of the templates. A model that ignores the text "
+                     "other colours were asked; <em>all</em> = mean of the training template's phrasings, <em>heldout</em> = mean "
+                     "of phrasings no training caption used. A model that ignores the text "
                      "scores 0 whatever its images look like. Rows: <a href=\"control.csv\">control.csv</a>; the colour "
                      "ladders are in the figures below.</p>")
     for prompt in ("faithful", "counterfactual"):

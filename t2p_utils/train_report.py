@@ -121,13 +121,15 @@ def _saved_autoencoder(model_dir: Path) -> str | None:
 
 
 def levers_table(paths: Paths) -> pd.DataFrame:
-    """``reports/<p>/levers.csv`` (written by ``benchmarks/levers.py``): each measured recipe -> colour control on
-    the validation split, quality and time; empty when no lever was measured for this profile."""
+    """``reports/<p>/levers.csv`` (written by ``benchmarks/levers.py``): each measured recipe -> colour control and
+    binding on the validation split (training template and held-out phrasings), quality and time; empty when no lever
+    was measured for this profile. Rows measured before binding existed have those cells empty."""
     f = paths.reports / "levers.csv"
     if not f.exists():
         return pd.DataFrame()
     cols = ["tag", "source", "overrides", "train_steps", "train_s", "samples_per_s", "control_all", "control_low",
-            "ssim", "delta_e", "leakage", "named_share", "n_val", "inference_steps", "text_guidance", "threads", "load"]
+            "control_heldout", "binding_all", "binding_heldout", "flat_control_all", "flat_binding_all", "ssim",
+            "delta_e", "leakage", "named_share", "n_val", "inference_steps", "text_guidance", "threads", "load"]
     df = pd.read_csv(f)
     return df[[c for c in cols if c in df.columns]]
 

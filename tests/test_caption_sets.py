@@ -19,6 +19,7 @@ from t2p_utils.caption_sets import (
 )
 from t2p_utils.colors import color_words
 from t2p_utils.config import ConfigError, Paths, load_params, section
+from t2p_utils.templates import heldout_frames, phrasings
 
 pytestmark = pytest.mark.integration
 
@@ -67,22 +68,34 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
         meta = [json.loads(x) for x in (paths.instructions(source) / "metadata.jsonl").read_text().splitlines()]
         originals = [m for m in meta if not m.get("augmentation")]
         assert len(originals) == n_train  # train split only: test stays held out
-        # smoke: one recoloured copy per train pair, captioned by the source's own captioner
+        # smoke: one palette-swapped and two part-level recoloured copies per train pair, captioned by the source's
+        # own captioner
         recoloured = [m for m in meta if m.get("augmentation")]
         info = json.loads(paths.captions(source).with_suffix(".json").read_text())["recolor"]
         if source in cfg.recolor_sources:
-            assert len(recoloured) == info["n_recolored"] == n_train * cfg.recolor_copies - len(info["skipped"])
-            assert len(recoloured) >= n_train // 2
+            assert cfg.part_copies == 2 and cfg.instruction_templates == "varied"
+            swaps = [m for m in recoloured if m["edited_image_file_name"].endswith("_rc0.png")]
+            part = [m for m in recoloured if "_pc" in m["edited_image_file_name"]]
+            assert len(swaps) + len(part) == len(recoloured)
+            assert len(recoloured) == info["n_recolored"] + info["n_part"]
+            assert info["n_recolored"] + info["n_part"] == n_train * (cfg.recolor_copies + cfg.part_copies) - sum(
+                "copy" in x["what"] for x in info["skipped"])
+            assert len(swaps) >= n_train // 2 and len(part) >= n_train
+            assert all(m["augmentation"].startswith("part: ") for m in part)
             assert {m["input_image_file_name"] for m in recoloured} <= {m["input_image_file_name"] for m in originals}
-            assert all(m["caption_source"] != "reference" and m["edited_image_file_name"].endswith("_rc0.png")
-                       for m in recoloured)
+            assert all(m["caption_source"] != "reference" for m in recoloured)
         else:  # no model trains on it (captions.recolor_sources): not augmented
-            assert recoloured == [] and info["n_recolored"] == 0
+            assert recoloured == [] and info["n_recolored"] == 0 and info["n_part"] == 0
+        caption_of = dict(zip(df["id"], df["caption"], strict=True))
         for m in meta:
             assert {"input_image_file_name", "edit_prompt", "edited_image_file_name"} <= set(m)
             assert (paths.instructions(source) / m["input_image_file_name"]).exists()
             assert (paths.instructions(source) / m["edited_image_file_name"]).exists()
-            assert m["edit_prompt"].startswith("Turn it into ")
+            assert not any(m["edit_prompt"].startswith(f) for f in heldout_frames())
+            if not m.get("augmentation"):  # varied phrasings of the id's own caption, seeded
+                assert m["edit_prompt"] in {t for t, _ in phrasings(caption_of[m["id"]])}
+        prompts = [m["edit_prompt"] for m in meta]
+        assert sum(p.startswith("Turn it into ") for p in prompts) < len(prompts)  # not one template
     clip = pd.read_csv(paths.captions("clip"), dtype=str, keep_default_na=False)
     assert set(clip.loc[clip["caption_source"] != "reference", "caption_source"]) == {"palette (stand-in for clip-interrogator)"}
     assert (clip.loc[clip["caption_source"] != "reference", "stand_in"] == "True").all()
@@ -189,7 +202,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
         assert any(lab in c for lab in labels), c
     cache = paths.interim / "clip_captions_tiny.jsonl"
     # one cached record per image: the 48 sprites and the recoloured train copies, captioned by the same code
-    assert len(cache.read_text().splitlines()) == 48 + run.n_recolored and run.n_recolored > 0
+    assert len(cache.read_text().splitlines()) == 48 + run.n_recolored + run.n_part and run.n_recolored > 0 < run.n_part
 
 
 def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:

@@ -310,3 +310,67 @@ def test_unets_on_onnxruntime_score_as_on_pytorch(tmp_path: Path, monkeypatch: p
         np.testing.assert_allclose(b[col], a[col], atol=0.02 if col != "delta_e" else 0.5)
     with pytest.raises(ValueError, match="unet_backend must be one of"):
         E.CompareConfig(unet_backend="tensorrt")
+
+
+class PlaceOracle:
+    """Binding's known answer through the whole 05 chain on the smoke creatures: ``ip2p_clip`` paints each place
+    the colour the words put there (the truth recoloured in two tones, cut at the named places; outline and
+    background kept), ``ip2p_cnn_lstm`` paints the whole character the first colour named (the seed's failure mode 2)."""
+
+    def __init__(self, paths: Paths) -> None:
+        from t2p_utils.palette import load_lineart, load_rgb_mask
+
+        self.sprites: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for p in paths.lineart_dir.glob("*.png"):
+            rgb, mask = load_rgb_mask(paths.color_dir / p.name, paths.mask_dir / p.name)
+            self.sprites[Image.open(p).convert("RGB").tobytes()] = (rgb, mask, load_lineart(p))
+
+    def load(self, source: str, device: str) -> str:
+        return Path(source).name
+
+    def generate(self, pipe: str, images: list[Image.Image], prompts: list[str], steps: int,
+                 text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
+        from t2p_utils.colors import color_words
+        from t2p_utils.recolor import part_recolor, recolor
+
+        out = []
+        for im, prompt in zip(images, prompts, strict=True):
+            rgb, mask, line = self.sprites[im.tobytes()]
+            words = list(dict.fromkeys(color_words(prompt)))
+            if len(words) == 2 and pipe == "ip2p_clip":
+                pair = "middle_edges" if any(w in prompt for w in ("middle", "centre")) else "top_bottom"
+                out.append(Image.fromarray(part_recolor(rgb, mask, line, pair, (words[0], words[1])).image))
+            elif words:
+                out.append(Image.fromarray(recolor(rgb, mask, line, [words[0]] * 8).image))
+            else:
+                out.append(Image.fromarray(rgb))
+        return out
+
+
+def test_binding_known_answer_through_the_chain(tmp_path: Path) -> None:
+    paths = make_root(tmp_path, n=40)  # -> 4 test ids
+    for name in ("ip2p_cnn_lstm", "ip2p_clip"):
+        fake_model(paths, name)
+    cfg = dataclasses.replace(E.load_compare_config("smoke", paths.root), sweep_text_guidance=[3.0],
+                              sweep_image_guidance=[1.5])
+    res = E.run_compare(paths, cfg, backend=PlaceOracle(paths))
+    b = res.binding
+    n_ids = len(res.summary["test_ids"])
+    assert len(b) == 2 * n_ids * len(cfg.binding_templates) * 2  # models x ids x templates x (raw, flat)
+    assert set(b["template"]) == set(E.M.BINDING_TEMPLATES) | set(E.M.BINDING_HELDOUT)
+    m = res.metrics.set_index(["model", "variant", "prompt", "metric"])
+    for prompt in ("binding:all", "binding:heldout"):
+        assert m.loc[("ip2p_clip", "raw", prompt, "binding")]["mean"] > 0.99  # each place as asked: 1
+        for variant in ("raw", "flat"):  # the whole body the first colour named: 0
+            assert m.loc[("ip2p_cnn_lstm", variant, prompt, "binding")]["mean"] == pytest.approx(0.0, abs=1e-9)
+        # the flat fill gives each closed region one colour: a creature whose body is one region cut in two by
+        # the place keeps only part of the binding (the ceiling of flat binding is the drawing's region structure)
+        assert 0.25 < m.loc[("ip2p_clip", "flat", prompt, "binding")]["mean"] < 0.75
+    p = res.paired.set_index(["a", "b", "prompt"])
+    d = p.loc[("ip2p_cnn_lstm/raw", "ip2p_clip/raw", "binding:all")]
+    assert d["mean_diff"] < -0.6 and d["ci_high"] < 0
+    row = b.iloc[0]
+    assert (paths.reports / row["image_ab"]).exists() and (paths.reports / row["image_ba"]).exists()
+    assert row["prompt_ab"] != row["prompt_ba"] and {row["a"], row["b"]} <= set(E.M.BASIC_COLORS)
+    again = E.load_result(paths)
+    assert len(again.binding) == len(b)

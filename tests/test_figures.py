@@ -33,7 +33,9 @@ def test_all_figures_written_under_reports(figures: Any) -> None:
     paths, _res, figs = figures
     assert set(figs) == {"grid_faithful", "grid_counterfactual", "grid_faithful_protected", "bars_faithful",
                          "bars_counterfactual", "sweep", "ladder_body", "ladder_part", "grid_faithful_flat",
-                         "grid_counterfactual_flat", "ladder_body_flat", "ladder_part_flat"}
+                         "grid_counterfactual_flat", "ladder_body_flat", "ladder_part_flat", "ladder_body_heldout",
+                         "ladder_body_heldout_flat", "ladder_part_heldout", "ladder_part_heldout_flat",
+                         "ladder_binding", "ladder_binding_flat"}
     for p in figs.values():
         assert p.parent == paths.reports / "figures" and p.suffix == ".png"
         with Image.open(p) as im:

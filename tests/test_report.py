@@ -40,10 +40,13 @@ def test_every_link_and_image_resolves(report: tuple[Paths, Path]) -> None:
     assert index == paths.reports / "index.html"
     assert R.check_links(index) == []
     text = index.read_text()
-    # the flat-coloured drawings lead (body ladder, faithful grid), then the ladders, then the figures of before
+    # the part ladders lead, then the flat-coloured drawings (body ladder, faithful grid), then the ladders, then the
+    # figures of before
+    assert text.index("ladder_binding_flat.png") < text.index("ladder_binding.png") < text.index("ladder_body_flat.png")
     assert text.index("ladder_body_flat.png") < text.index("grid_faithful_flat.png") < text.index("ladder_body.png")
-    assert "what a user gets back" in text and text.index("what a user gets back") < text.index("colour control")
-    assert text.count("<img ") == 12 and 'href="notebooks/05_compare.html"' in text
+    assert "binding (the causal part-level test" in text and 'href="binding.csv"' in text
+    assert text.index("binding (the causal") < text.index("what a user gets back") < text.index("colour control")
+    assert text.count("<img ") == 18 and 'href="notebooks/05_compare.html"' in text
     assert text.index("ladder_body.png") < text.index("ladder_part.png") < text.index("grid_faithful_raw.png")
     assert "colour control" in text and 'href="control.csv"' in text
     assert str(paths.root) not in text  # relative links only, nothing machine-specific
