@@ -1061,17 +1061,34 @@ def headline_table(result: CompareResult, prompt: str = "faithful") -> pd.DataFr
     return table[order].rename(columns=arrows)
 
 
-def control_table(result: CompareResult) -> pd.DataFrame:
-    """Colour control per model (rows) and template (columns): ``mean [ci_low, ci_high]``, plus paired differences."""
+def _template_table(result: CompareResult, metric: str, kind: str) -> pd.DataFrame:
     m = result.metrics
-    m = m[m["metric"] == "color_control"]
+    m = m[m["metric"] == metric]
     if m.empty:
         return pd.DataFrame()
     labels = {s.name: s.display for s in result.models}
     cells = m.assign(cell=m.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1),
-                     model=m["model"].map(labels), template=m["prompt"].str.removeprefix("control:"))
+                     model=m["model"].map(labels), template=m["prompt"].str.removeprefix(f"{kind}:"))
     return cells.pivot_table(index=["model", "variant"], columns="template", values="cell", aggfunc="first",
                              sort=False)
+
+
+def control_table(result: CompareResult) -> pd.DataFrame:
+    """Colour control per model and variant (rows) and template (columns): ``mean [ci_low, ci_high]``."""
+    return _template_table(result, "color_control", "control")
+
+
+def _clip_minus_cnn_lstm(paired: pd.DataFrame, metric: str, prompt: str) -> tuple[float, float, float] | None:
+    """The paired difference CLIP − CNN-LSTM captions (raw outputs) of ``metric`` at ``prompt``: (mean, low, high)."""
+    sel = paired[(paired["metric"] == metric) & (paired["prompt"] == prompt) & paired["a"].str.endswith("/raw")
+                 & paired["b"].str.endswith("/raw")]
+    for r in sel.itertuples():
+        a, b = r.a.split("/")[0], r.b.split("/")[0]
+        if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
+            sign = 1.0 if a == "ip2p_clip" else -1.0
+            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+            return sign * r.mean_diff + 0.0, lo + 0.0, hi + 0.0
+    return None
 
 
 def control_findings(result: CompareResult) -> list[str]:
@@ -1092,32 +1109,19 @@ def control_findings(result: CompareResult) -> list[str]:
     if (sel["ci_low"] <= 0.05).all():
         out.append("no model here has learned to follow colour words, so the other metrics compare models that ignore "
                    "the text: they are not a finding about caption sources")
-    pair = p[(p["metric"] == "color_control") & (p["prompt"] == "control:all") & p["a"].str.endswith("/raw")
-             & p["b"].str.endswith("/raw")]
-    for r in pair.itertuples():
-        a, b = r.a.split("/")[0], r.b.split("/")[0]
-        if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
-            sign = 1.0 if a == "ip2p_clip" else -1.0
-            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
-            d = sign * r.mean_diff + 0.0
-            verdict = ("the CLIP-caption model follows colour words better: the interval excludes 0" if lo > 0 else
-                       "the CNN-LSTM-caption model follows colour words better: the interval excludes 0" if hi < 0 else
-                       "no clear difference: the interval includes 0")
-            out.append(f"paired colour control, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
+    clip_cnn = _clip_minus_cnn_lstm(p, "color_control", "control:all")
+    if clip_cnn is not None:
+        d, lo, hi = clip_cnn
+        verdict = ("the CLIP-caption model follows colour words better: the interval excludes 0" if lo > 0 else
+                   "the CNN-LSTM-caption model follows colour words better: the interval excludes 0" if hi < 0 else
+                   "no clear difference: the interval includes 0")
+        out.append(f"paired colour control, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
     return out
 
 
 def binding_table(result: CompareResult) -> pd.DataFrame:
     """Binding per model and variant (rows) and template (columns): ``mean [ci_low, ci_high]``."""
-    m = result.metrics
-    m = m[m["metric"] == "binding"]
-    if m.empty:
-        return pd.DataFrame()
-    labels = {s.name: s.display for s in result.models}
-    cells = m.assign(cell=m.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1),
-                     model=m["model"].map(labels), template=m["prompt"].str.removeprefix("binding:"))
-    return cells.pivot_table(index=["model", "variant"], columns="template", values="cell", aggfunc="first",
-                             sort=False)
+    return _template_table(result, "binding", "binding")
 
 
 def _metric_row(m: pd.DataFrame, model: str, variant: str, prompt: str, metric: str) -> pd.Series | None:
@@ -1150,17 +1154,12 @@ def binding_findings(result: CompareResult) -> list[str]:
         out.append(f"binding of {labels.get(k, k)}: {r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] over "
                    f"{int(r['n'])} test characters (two colours asked at two places, then swapped, one seed; 0 = paints "
                    f"one colour everywhere or ignores the text, 1 = each place as asked){extra}: it {verdict}")
-    pair = p[(p["metric"] == "binding") & (p["prompt"] == "binding:all") & p["a"].str.endswith("/raw")
-             & p["b"].str.endswith("/raw")]
-    for r in pair.itertuples():
-        a, b = r.a.split("/")[0], r.b.split("/")[0]
-        if {a, b} == {"ip2p_clip", "ip2p_cnn_lstm"}:
-            sign = 1.0 if a == "ip2p_clip" else -1.0
-            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
-            verdict = ("the CLIP-caption model binds better" if lo > 0 else
-                       "the CNN-LSTM-caption model binds better" if hi < 0 else "no clear difference")
-            out.append(f"paired binding, CLIP − CNN-LSTM captions: {sign * r.mean_diff + 0.0:.3f} [{lo:.3f}, {hi:.3f}]; "
-                       f"{verdict}")
+    clip_cnn = _clip_minus_cnn_lstm(p, "binding", "binding:all")
+    if clip_cnn is not None:
+        d, lo, hi = clip_cnn
+        verdict = ("the CLIP-caption model binds better" if lo > 0 else
+                   "the CNN-LSTM-caption model binds better" if hi < 0 else "no clear difference")
+        out.append(f"paired binding, CLIP − CNN-LSTM captions: {d:.3f} [{lo:.3f}, {hi:.3f}]; {verdict}")
     for k, label in labels.items():
         trained = _metric_row(m, k, "raw", "control:all", "color_control")
         held = _metric_row(m, k, "raw", "control:heldout", "color_control")

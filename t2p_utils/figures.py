@@ -18,8 +18,10 @@ import logging
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
@@ -246,6 +248,15 @@ def metric_bars(paths: Paths, result: CompareResult, prompt: str = "faithful", o
     return _save(fig, out or figures_dir(paths) / f"bars_{prompt}.png")
 
 
+def _ladder_rows(paths: Paths, result: CompareResult, df: pd.DataFrame,
+                 ids: list[str] | None) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """(test items by id, ladder rows = (id, model) for the showcase ids (or ``ids``) x the models in ``df``)."""
+    ids = ids or [i for i in result.showcase if i in set(df["id"])]
+    items = {i.id: i for i in load_test_items(paths) if i.id in ids}
+    models = [m for m in result.models if m.name in set(df["model"])]
+    return items, [(sid, m) for sid in ids for m in models]
+
+
 def color_ladder(paths: Paths, result: CompareResult, template: str = "body", ids: list[str] | None = None,
                  out: Path | None = None, variant: str = "raw") -> Path | None:
     """The colour ladder: rows = showcase characters x models, columns = line art then each asked colour (one seed).
@@ -261,12 +272,9 @@ def color_ladder(paths: Paths, result: CompareResult, template: str = "body", id
     c = c[(c["template"] == template) & (c["variant"] == variant)]
     if c.empty:
         return None
-    ids = ids or [i for i in result.showcase if i in set(c["id"])]
     colors = list(dict.fromkeys(c["asked"]))
-    items = {i.id: i for i in load_test_items(paths) if i.id in ids}
-    models = [m for m in result.models if m.name in set(c["model"])]
+    items, rows = _ladder_rows(paths, result, c, ids)
     score = c.groupby(["model", "id"])["color_control"].first()
-    rows = [(sid, m) for sid in ids for m in models]
     fig = Figure(figsize=(1.25 * (len(colors) + 1) + 1.6, 1.3 * len(rows) + 0.9))
     axes = fig.subplots(len(rows), len(colors) + 1, squeeze=False)
     at = c.set_index(["id", "model", "asked"])["image"]
@@ -303,11 +311,8 @@ def binding_ladder(paths: Paths, result: CompareResult, ids: list[str] | None = 
     b = b[b["variant"] == variant]
     if b.empty:
         return None
-    ids = ids or [i for i in result.showcase if i in set(b["id"])]
     templates = list(dict.fromkeys(b["template"]))
-    items = {i.id: i for i in load_test_items(paths) if i.id in ids}
-    models = [m for m in result.models if m.name in set(b["model"])]
-    rows = [(sid, m) for sid in ids for m in models]
+    items, rows = _ladder_rows(paths, result, b, ids)
     if not rows:
         return None
     at = b.set_index(["id", "model", "template"])
