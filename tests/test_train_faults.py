@@ -82,3 +82,34 @@ def test_a_resumed_run_names_its_checkpoint_and_its_bar_starts_there(data: Paths
     bar = [e for e in events if e.get("desc") == "train clip"]
     assert (bar[0]["event"], bar[0]["n"], bar[0]["total"]) == ("start", 2, 4)
     assert (bar[-1]["event"], bar[-1]["n"]) == ("end", 4)
+
+
+def test_a_worker_whose_parent_is_gone_exits_also_without_prctl(tmp_path: Path) -> None:
+    """1, the fallback where PR_SET_PDEATHSIG does not exist (not Linux): the watchdog thread ends the worker once
+    its parent pid changes. A parent starts a "worker" (prctl skipped) and exits; the worker must be gone in 3 s."""
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    worker = ("import os, sys, time\nfrom t2p_utils.train import _die_with_parent\n"
+              "sys.platform = 'darwin'  # no prctl: only the watchdog\n_die_with_parent(os.getppid())\n"
+              f"open({str(pid_file)!r} + '.part', 'w').write(str(os.getpid()))\n"
+              f"os.replace({str(pid_file)!r} + '.part', {str(pid_file)!r})\ntime.sleep(60)\n")
+    parent = (f"import subprocess, sys, time, os\nw = subprocess.Popen([sys.executable, '-c', {worker!r}])\n"
+              f"while not os.path.exists({str(pid_file)!r}) and w.poll() is None: time.sleep(0.05)\n"
+              "sys.exit(w.poll() or 0)\n")  # then exits, the worker orphaned
+    subprocess.run([sys.executable, "-c", parent], check=True, timeout=120)
+    pid = int(pid_file.read_text())
+    t0 = time.time()
+    while time.time() - t0 < 3:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail(f"worker {pid} outlived its parent")
