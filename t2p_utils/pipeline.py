@@ -34,6 +34,19 @@ own session (jupyter_client), so the Ctrl-C reaches only this process, which the
 the kernel's own console output (its fd 2 and that of every process it starts) goes to
 ``reports/<profile>/progress/<step>.stderr`` and is shown live until the Ctrl-C, after which only this module's own
 log lines are shown (the kernel's teardown, papermill's and asyncio's complaints stay out).
+
+A killed run (``kill -9``) leaves nothing running: the kernel exits when this process does (ipykernel polls its
+parent, ``JPY_PARENT_PID``), and 04's training workers die with the kernel (``t2p_utils.train.worker_pool``). An
+interrupted 04 resumes with "resuming 04_finetune from checkpoint-15 of 30" (:func:`resume_point`), its bars from there.
+
+A full disk ends on one line (:class:`DiskFull`, :func:`disk_full_message`): the step, the path and its filesystem,
+the room left, and about how much the step needs (what it left last time, what its folders hold now). Half-written
+temporary files (``.<name>.part``, ``.<name>.old``) that a killed or disk-full run left are removed when the next
+run starts (:func:`remove_leftovers`).
+
+While a run re-runs steps, and after one fails or stops, the last report is marked out of date
+(:func:`mark_report_out_of_date`: a banner at the top of ``index.html`` naming the step and why, and
+``OUT_OF_DATE.txt`` beside ``metrics.csv``); the report of a run that finishes has neither.
 """
 
 from __future__ import annotations
