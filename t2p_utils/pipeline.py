@@ -735,8 +735,7 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
             log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
             continue
         if not rerun:
-            mark_report_out_of_date(paths, f"a run started at {_now()} runs {step} and the steps after it again; "
-                                           "until it has finished")
+            mark_report_out_of_date(paths, f"a run started at {_now()} runs {step} and the steps after it again")
         rerun = True  # once a step runs, every later step runs too (its inputs changed)
         # a step stopped part-way resumes (e.g. 04 from its last checkpoint), even under --from; --force starts afresh
         resume = prev.get("status") == "interrupted" and not force
@@ -877,7 +876,7 @@ def mark_report_out_of_date(paths: Paths, why: str) -> None:
     m = re.search(r"Out of date: .*? from the run that finished at ([0-9: -]+)", page)
     finished = m.group(1) if m else (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(index.stat().st_mtime))
                                      if index.is_file() else "?")
-    what = ", ".join(["this page", *tables]) if page else ", ".join(tables)
+    what = ", ".join(["This page", *tables]) if page else ", ".join(tables)
     text = (f"Out of date: {why}. {what} are from the run that finished at {finished}; "
             f"./run_all.sh {paths.spec} brings them up to date.")
     try:

@@ -375,7 +375,7 @@ def test_a_full_disk_ends_on_one_line_the_report_is_marked_and_a_run_with_room_f
     page = index.read_text()
     assert page.startswith("<html><body>\n<!-- t2p:out-of-date -->")  # at the top of the old report
     assert "Out of date: 04_finetune failed at " in page and "the disk is full" in page
-    assert "this page, metrics.csv, compare_summary.json are from the run that finished at " in page
+    assert "This page, metrics.csv, compare_summary.json are from the run that finished at " in page
     stale = (study / "reports/smoke/OUT_OF_DATE.txt").read_text()
     assert "04_finetune failed" in stale and "metrics.csv" in stale
 
