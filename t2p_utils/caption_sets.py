@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .config import CAPTION_SOURCES, Paths
+from .config import CAPTION_SOURCES, FieldChecks, Paths
 from .io import atomic_open, atomic_write_json
 from .reference_csv import read_reference_csv, to_instruction
 from .standins import PALETTE_CAPTIONER, TINY_CLIP_CAPTIONER
@@ -103,19 +103,17 @@ class CaptionConfig:
     instruction_templates: str = "fixed"
 
     def __post_init__(self) -> None:
-        bad = [s for s in self.sources if s not in CAPTION_SOURCES]
-        if bad:
-            raise ValueError(f"captions.sources has unknown source(s) {bad}; choose from {CAPTION_SOURCES}")
-        if self.clip_backend not in CLIP_BACKENDS:
-            raise ValueError(f"captions.clip_backend must be one of {CLIP_BACKENDS}, not {self.clip_backend!r}")
-        if not 0 < self.reference_share <= 1:
-            raise ValueError("captions.reference_share must be in (0, 1]")
         from .templates import MODES
 
-        if self.instruction_templates not in MODES:
-            raise ValueError(f"captions.instruction_templates must be one of {MODES}, not {self.instruction_templates!r}")
-        if self.recolor_copies < 0 or self.part_copies < 0:
-            raise ValueError("captions.recolor_copies and captions.part_copies must be >= 0")
+        c = FieldChecks(self)
+        c.each_of("sources", CAPTION_SOURCES).each_of("recolor_sources", CAPTION_SOURCES)
+        c.one_of("clip_backend", CLIP_BACKENDS).one_of("instruction_templates", MODES)
+        c.within(0, 1, "reference_share", low_open=True).within(0, 1, "val_fraction", low_open=True, high_open=True)
+        c.within(0, 1, "palette_min_share", "gt_min_share").positive("lr")
+        c.at_least(1, "image_size", "min_count", "emb_dim", "hidden_dim", "cnn_channels", "epochs", "batch_size",
+                   "beam_size", "max_len", "clip_batch_size", "palette_k", "palette_max_colors", "recolor_k")
+        c.at_least(0, "recolor_copies", "part_copies", "patience")
+        c.raise_if_any("captions")
 
 
 def load_caption_config(profile: str, root: Path | None = None) -> CaptionConfig:

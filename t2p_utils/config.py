@@ -3,7 +3,10 @@
 Paths are relative to the repository root (``T2P_ROOT`` overrides it, which the tests
 use to work in a temporary folder). Parameters live in ``params/<profile>.yaml``: one
 mapping per step, each read into that step's own dataclass by :func:`section`, which
-rejects unknown keys with the list of valid ones.
+collects every problem into one :class:`ConfigError`, a line each naming the file, the
+section, the key, the value and what is valid: unknown keys (with the valid ones), values
+of the wrong type, and what the dataclass's own checks (:class:`FieldChecks`: ranges,
+choices, multiples) reject. :func:`t2p_utils.study.load_study` checks every section at once.
 
 A *user profile* is any other params file, given by its path (``./run_all.sh my.yaml``): its
 name is its ``profile:`` key or the file's stem, its outputs go under ``data/…/<name>/``,
@@ -14,9 +17,12 @@ profile's sections, which its own keys then override one by one.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
+import types
 import typing
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +40,12 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A profile, a params file or a config key is wrong; the message says how to fix it."""
+    """A profile, a params file or a config key is wrong; the message says how to fix it. ``problems``: its lines,
+    one per problem (a params file is checked whole and every problem reported at once)."""
+
+    def __init__(self, message: str = "", problems: Sequence[str] | None = None) -> None:
+        self.problems: list[str] = list(problems) if problems is not None else [message]
+        super().__init__(message or "\n".join(self.problems))
 
 
 def repo_root() -> Path:
@@ -259,35 +270,191 @@ def load_params(profile: str | Path, root: Path | None = None) -> dict[str, Any]
     return data
 
 
+def _plain_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+class FieldChecks:
+    """A step dataclass's own checks (ranges, choices), every problem collected, for its ``__post_init__``::
+
+        FieldChecks(self).positive("learning_rate").at_least(1, "max_train_steps").raise_if_any("train")
+
+    raises one :class:`ConfigError` with a line per problem ("[train]: key 'learning_rate' must be > 0, got -1");
+    :func:`from_dict` puts the params file in front. ``None`` (an optional key left unset) and values of the wrong
+    type (reported by :func:`from_dict`) pass every range check."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self.problems: list[str] = []
+
+    def bad(self, key: str, valid: str) -> FieldChecks:
+        self.problems.append(f"key {key!r} must be {valid}, got {getattr(self.obj, key)!r}")
+        return self
+
+    def _numbers(self, keys: tuple[str, ...]) -> Iterator[tuple[str, float]]:
+        for key in keys:
+            value = getattr(self.obj, key)
+            if _plain_number(value):
+                yield key, value
+
+    def positive(self, *keys: str, valid: str = "> 0") -> FieldChecks:
+        for key, value in self._numbers(keys):
+            if not value > 0:
+                self.bad(key, valid)
+        return self
+
+    def at_least(self, low: float, *keys: str) -> FieldChecks:
+        for key, value in self._numbers(keys):
+            if value < low:
+                self.bad(key, f">= {_num(low)}")
+        return self
+
+    def within(self, low: float, high: float, *keys: str, low_open: bool = False, high_open: bool = False,
+               valid: str = "") -> FieldChecks:
+        text = valid or f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}"
+        for key, value in self._numbers(keys):
+            if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+                self.bad(key, text)
+        return self
+
+    def one_of(self, key: str, choices: Iterable[Any]) -> FieldChecks:
+        choices = tuple(choices)
+        value = getattr(self.obj, key)
+        if isinstance(value, (str, int, float, bool)) and value not in choices:
+            self.bad(key, f"one of {', '.join(map(str, choices))}")
+        return self
+
+    def each_of(self, key: str, choices: Iterable[Any]) -> FieldChecks:
+        choices = tuple(choices)
+        value = getattr(self.obj, key)
+        if isinstance(value, list) and any(v not in choices for v in value):
+            self.bad(key, f"a list of {', '.join(map(str, choices))}")
+        return self
+
+    def multiple_of(self, key: str, factor: int, why: str = "") -> FieldChecks:
+        value = getattr(self.obj, key)
+        if isinstance(value, int) and not isinstance(value, bool) and value % factor:
+            lower, upper = value // factor * factor, (value // factor + 1) * factor
+            near = f"{lower} or {upper}" if lower > 0 else str(upper)
+            self.bad(key, f"a multiple of {factor}{f' ({why})' if why else ''}, e.g. {near}")
+        return self
+
+    def rule(self, ok: bool, key: str, valid: str) -> FieldChecks:
+        """Any other check: ``ok`` false -> "key <key> must be <valid>, got <value>"."""
+        return self if ok else self.bad(key, valid)
+
+    def raise_if_any(self, section: str) -> None:
+        if self.problems:
+            raise ConfigError("\n".join(f"[{section}]: {p}" for p in self.problems), problems=self.problems)
+
+
+_NONE = type(None)
+
+
+def type_fits(value: Any, tp: Any) -> bool:
+    """Whether a YAML value fits a field's type hint (int, float, str, bool, ``X | None``, ``list[X]``,
+    ``dict[K, V]``; anything else is not checked). Ints fit float; booleans fit only bool."""
+    if tp is None or tp is Any:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_fits(value, a) for a in args)
+    if tp is _NONE:
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp in (int, float):
+        return _plain_number(value) and (tp is float or isinstance(value, int))
+    if tp is list or origin is list:
+        return isinstance(value, list) and (not args or all(type_fits(v, args[0]) for v in value))
+    if tp is dict or origin is dict:
+        return isinstance(value, dict) and (not args or all(type_fits(k, args[0]) and type_fits(v, args[1])
+                                                            for k, v in value.items()))
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def type_text(tp: Any) -> str:
+    """A type hint as a params file's reader says it: "int", "float or null", "a list of str"."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_text(a) for a in args)
+    if tp is _NONE:
+        return "null"
+    if tp is list or origin is list:
+        return f"a list of {type_text(args[0])}" if args else "a list"
+    if tp is dict or origin is dict:
+        return f"a mapping of {type_text(args[0])} to {type_text(args[1])}" if args else "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def value_problems(cls_name: str, hints: dict[str, Any], values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """(a line per unknown key or wrongly typed value, the values that fit) of one section's ``values`` against a
+    dataclass's fields (name -> type hint)."""
+    problems, good = [], {}
+    for key, value in values.items():
+        if key not in hints:
+            near = difflib.get_close_matches(str(key), list(hints), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            problems.append(f"unknown key {key!r}{hint}, got {value!r}; valid keys for {cls_name} are: "
+                            f"{', '.join(sorted(hints))}")
+        elif not type_fits(value, hints[key]):
+            yaml_note = ""
+            if isinstance(value, str) and type_fits(1.0, hints[key]):
+                try:
+                    float(value)
+                    yaml_note = " (YAML reads a number without a dot, like 1e-4, as text: write 1.0e-4)"
+                except ValueError:
+                    pass
+            problems.append(f"key {key!r} must be {type_text(hints[key])}, got {value!r}{yaml_note}")
+        else:
+            good[key] = value
+    return problems, good
+
+
 def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass ``cls`` from ``values``, rejecting unknown keys and wrong basic types."""
-    values = dict(values or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys for {cls.__name__} are: "
-            f"{', '.join(sorted(fields))}"
-        )
+    """Build dataclass ``cls`` from ``values``; every problem is collected into one :class:`ConfigError`, a line
+    each, "``<where>: <problem>``": unknown keys (with the nearest valid one), values of the wrong type, and what the
+    dataclass's own checks (:class:`FieldChecks`) reject among the values that fit."""
     hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        expected = hints.get(name)
-        if expected in (int, float, str, bool) and value is not None:
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if expected is int and isinstance(value, bool):
-                ok = False
-            if not ok:
-                raise ConfigError(f"{where}: key {name!r} must be {expected.__name__}, got {value!r}")
-    return cls(**values)
+    fields = {f.name: hints.get(f.name) for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    problems, good = value_problems(cls.__name__, fields, dict(values or {}))
+    cfg = None
+    try:
+        cfg = cls(**good)
+    except ConfigError as exc:
+        problems += exc.problems
+    except ValueError as exc:  # a dataclass whose checks raise one plain error ("compare: ...")
+        m = re.search(r"\[(\w+)\]$", where)
+        text = str(exc)
+        if m and text.startswith((f"{m.group(1)}: ", f"{m.group(1)}.")):
+            text = text[len(m.group(1)) + (2 if text[len(m.group(1))] == ":" else 1):]
+        problems.append(text)
+    if problems:
+        lines = [f"{where}: {p}" for p in problems]
+        raise ConfigError("\n".join(lines), problems=lines)
+    return cfg  # type: ignore[return-value]
 
 
 def section_values(params: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     """The raw values of section ``name`` (a new dict), with the top-level ``seed:`` added when ``cls``
     has a ``seed`` field and the section sets none: one seed reaches every step (split, captioners,
     recolouring, training)."""
+    return section_values_for(params, name, {f.name for f in dataclasses.fields(cls)})
+
+
+def section_values_for(params: dict[str, Any], name: str, fields: Iterable[str]) -> dict[str, Any]:
+    """:func:`section_values` for a dataclass known by its field names; a top-level seed that is not an int is not
+    handed on (:meth:`t2p_utils.study.StudyConfig.problems` reports it once)."""
     values = dict(params.get(name) or {})
-    if params.get("seed") is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
-        values.setdefault("seed", params["seed"])
+    seed = params.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and "seed" in set(fields):
+        values.setdefault("seed", seed)
     return values
 
 

@@ -77,13 +77,14 @@ from scipy import ndimage
 from . import flat as F
 from . import metrics as M
 from .colors import SYNONYMS, color_coverage, color_words, dominant_colors
-from .config import RUNS_DIR, Paths, load_params, resolve_device, section
+from .config import RUNS_DIR, Paths, load_params, resolve_device
 from .evaluate import MODEL_LABELS, ZERO_SHOT, CompareConfig, CompareError, output_files, resolve_models
 from .exact_colors import ExactMatch, ExactRequest, apply_exact, match_exact, parse_exact
 from .inference import load_pipeline
 from .io import atomic_write_image, rgb_on_white
 from .manifest import read_manifest
 from .onnx_unet import BACKENDS, UNetEngine, accelerate_unet, torch_threads_beside
+from .study import load_study
 from .threads import torch_threads
 from .userdata import NotLineArt, check_lineart, mask_from_lineart
 
@@ -620,8 +621,8 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 
 
 def _load(paths: Paths, device: str, backend: str) -> dict[str, LoadedModel]:
-    params = load_params(paths.spec, paths.root)
-    cfg = section(params, "compare", CompareConfig)
+    study = load_study(paths.spec, paths.root)  # the whole params file checked, as the runner does
+    cfg, params = study.compare, study.params
     dev = resolve_device(cfg.device if device == "auto" else device)
     names = model_names(paths, cfg)
     ready = [n for n in names if n == ZERO_SHOT or (paths.model(n) / "model_index.json").exists()]
@@ -1040,8 +1041,7 @@ def build_demo(profile: str = "cpu", root: Path | None = None, device: str = "au
     import gradio as gr
 
     paths = Paths.for_profile(profile, root)
-    params = load_params(profile, paths.root)
-    cfg = section(params, "compare", CompareConfig)
+    cfg = load_study(profile, paths.root).compare  # the whole params file checked, as the runner does
     backend = backend or cfg.unet_backend  # default: the profile's compare.unet_backend, as 05 runs the models
     models = load_models(profile, paths.root, device, backend=backend) if models is None else models
     avail = [m for m in models.values() if m.available]

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from .config import ConfigError
 from .progress import tqdm
 from .standins import PRETRAINED_IP2P  # noqa: F401  (the hub id a user loads with load_pipeline)
 
+if TYPE_CHECKING:
+    import torch
+
+#: read by the params check (t2p_utils.train_config) without torch: torch is imported where a pipeline runs
 SAMPLERS: tuple[str, ...] = ("euler_ancestral", "euler", "ddim")
 
 
@@ -55,6 +58,7 @@ def make_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, noise_
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> Any:
     """Load a saved (or hub) IP2P pipeline; fp32 on CPU, fp16 on CUDA unless ``dtype`` says otherwise."""
+    import torch
     from diffusers import StableDiffusionInstructPix2PixPipeline
 
     src = str(model_dir)
@@ -88,6 +92,8 @@ def generate(
 
     The seeding per image makes the outputs independent of ``batch_size``.
     """
+    import torch
+
     if len(images) != len(prompts):
         raise ValueError(f"generate() got {len(images)} images but {len(prompts)} prompts")
     device = pipe.device

@@ -5,6 +5,10 @@
     python -m t2p_utils.pipeline run cpu --from 04_finetune
     python -m t2p_utils.pipeline run path/to/my.yaml  # a user profile (t2p_utils.config)
 
+Before any step runs, the params file is checked whole (:meth:`t2p_utils.study.StudyConfig.problems`: every
+section's types, keys and ranges, the folders and files 01 reads; no torch imported, under a second): a bad file
+stops the run with a line per problem and nothing written under data/, models/ or reports/.
+
 Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
 ``reports/<profile>/steps.json`` records status, wall time, outputs and a stamp per step: a hash
 of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``), the content of
@@ -74,6 +78,7 @@ from typing import IO, Any
 from .config import PROFILES, ConfigError, Paths, load_params
 from .io import atomic_write_json, atomic_write_text, sha256_file
 from .progress import ProgressWatcher, progress_file
+from .study import load_study
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +280,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
                                          "flat"),
     "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer", "places", "templates", "flat"),
-    "04_finetune": _COMMON + ("train", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
+    "04_finetune": _COMMON + ("train", "train_config", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
     "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
                              "reference_csv", "derive", "palette", "flat", "drawing", "render", "lineart", "synthetic",
                              "userdata", "places"),
@@ -672,7 +677,9 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
     """Run the study for ``profile`` (a built-in name or a params file); returns the step records of steps.json.
     Holds the profile's lock (:func:`profile_lock`) throughout."""
     paths = Paths.for_profile(profile, root)
-    params = load_params(paths.spec, paths.root)  # fail early on a bad params file
+    # every section (types, keys, ranges) and the paths the steps read, before any step runs or anything is written:
+    # one ConfigError, a line per problem
+    params = load_study(paths.spec, paths.root, check=False).check(check_paths=True).params
     evaluate_only = models_from(params)
     if evaluate_only:
         Paths.for_profile(evaluate_only, paths.root)  # a bad compare.models_from fails now, not in 05
@@ -955,7 +962,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = Paths.for_profile(profile)
         run(paths.spec, force=args.force, start=args.start, stop=args.stop)
-    except (StepFailed, ConfigError, FileNotFoundError, ProfileBusy) as exc:
+    except ConfigError as exc:  # a line per problem of the params file
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"error: {len(exc.problems)} problems: fix them and run again", file=sys.stderr)
+        return 1
+    except (StepFailed, FileNotFoundError, ProfileBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a full disk outside a step (the lock file, the report): one line too

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from .config import ConfigError, Paths
+from .config import FieldChecks, Paths
 from .io import atomic_path, atomic_write_json, sha256_file
 from .manifest import write_manifest
 from .render import RENDER_VERSION, RenderJob, RenderResult, render_all
@@ -69,10 +69,11 @@ class ScrapeConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ConfigError(f"scrape.source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        if not 16 <= self.size <= 1024:
-            raise ConfigError(f"scrape.size must be between 16 and 1024 px, not {self.size}")
+        c = FieldChecks(self)
+        c.one_of("source", SOURCES).within(16, 1024, "size", valid="in [16, 1024] px")
+        c.at_least(1, "workers", "n_synthetic", "concurrency").at_least(0, "limit", "retries").positive("timeout")
+        c.within(0, 1, "val_frac", "test_frac")
+        c.raise_if_any("scrape")
 
 
 class DownloadError(RuntimeError):

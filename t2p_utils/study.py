@@ -1,36 +1,50 @@
-"""One params file, loaded once: :class:`StudyConfig` (its paths, its seed and one typed dataclass per step).
+"""One params file, loaded once and checked whole: :class:`StudyConfig` (its paths, its seed and one typed dataclass
+per step).
 
-Every step's settings come from the same file through :func:`t2p_utils.config.section` (unknown keys
-rejected, the top-level ``seed:`` given to every section that has a seed). The step dataclasses are
-built on first use, so reading ``compare`` (evaluation, the demo) never imports the trainer::
+Every step's settings come from the same file through :func:`t2p_utils.config.section` (unknown keys rejected, the
+top-level ``seed:`` given to every section that has a seed). :func:`load_study` checks every section before it
+returns (types, unknown keys, each dataclass's own ranges) and raises one :class:`~t2p_utils.config.ConfigError`
+with a line per problem, ``<file> [<section>]: key '<key>' must be <valid>, got <value>``; ``./run_all.sh`` also
+checks the paths a step will read (:meth:`StudyConfig.problems`) and stops before step 01. The notebooks and the
+demo load their settings through it, so they get the same check::
 
     study = load_study("cpu")            # or a user params file: load_study("my.yaml")
     study.seed, study.paths.models, study.compare.steps, study.train.max_train_steps
+
+The check imports no torch (a second with Python's start-up): :class:`~t2p_utils.train_config.TrainConfig` lives
+apart from the trainer, and ``compare:``'s dataclass, in :mod:`t2p_utils.evaluate` (torch, onnxruntime: seconds and
+~0.7 GB), is built only where that module is already imported (notebook 05, the demo); elsewhere its keys and types
+are checked against its fields as read from the module's source, and its own range checks run when 05 builds it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Paths, load_params, section
+from .config import ConfigError, Paths, load_params, section, section_values_for, value_problems
 
 if TYPE_CHECKING:
     from .caption_sets import CaptionConfig
     from .evaluate import CompareConfig
     from .scrape import ScrapeConfig
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 #: section -> (module, dataclass) of the step that reads it
 STEP_CONFIGS: dict[str, tuple[str, str]] = {
     "scrape": ("scrape", "ScrapeConfig"),
     "captions": ("caption_sets", "CaptionConfig"),
-    "train": ("train", "TrainConfig"),
+    "train": ("train_config", "TrainConfig"),
     "compare": ("evaluate", "CompareConfig"),
 }
+#: modules that import torch at the top: the check reads their dataclass's fields from the source unless imported
+HEAVY_MODULES: frozenset[str] = frozenset({"evaluate"})
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,99 @@ class StudyConfig:
     def compare(self) -> CompareConfig:
         return self.step("compare")
 
+    def problems(self, check_paths: bool = False) -> list[str]:
+        """Every problem of the file, a line each (``<file> [<section>]: ...``), across all sections; with
+        ``check_paths`` also the files and folders a step will read that do not exist (the runner's check: once 01
+        has ingested them, the notebooks and the demo no longer need them)."""
+        src = self.params.get("_source", "params")
+        found: list[str] = []
+        seed = self.params.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            found.append(f"{src}: top-level key 'seed' must be int, got {seed!r}")
+        built: dict[str, Any] = {}
+        for name, (module, cls) in STEP_CONFIGS.items():
+            try:
+                if module in HEAVY_MODULES and f"t2p_utils.{module}" not in sys.modules:
+                    hints = source_fields(module, cls)
+                    lines, _ = value_problems(cls, hints, section_values_for(self.params, name, hints))
+                    found += [f"{src} [{name}]: {line}" for line in lines]
+                else:
+                    built[name] = getattr(self, name)  # the cached dataclass: built once, checked once
+            except ConfigError as exc:
+                found += exc.problems
+        if check_paths:
+            found += self._path_problems(src, built)
+        return found
 
-def load_study(profile: str | Path, root: Path | None = None) -> StudyConfig:
-    """The :class:`StudyConfig` of a built-in profile name or a user params file."""
+    def check(self, check_paths: bool = False) -> StudyConfig:
+        """``self``, or one :class:`ConfigError` listing every problem (:meth:`problems`)."""
+        found = self.problems(check_paths)
+        if found:
+            raise ConfigError("\n".join(found), problems=found)
+        return self
+
+    def _path_problems(self, src: str, built: dict[str, Any]) -> list[str]:
+        found = []
+        scrape, captions, train = built.get("scrape"), built.get("captions"), built.get("train")
+        if scrape is not None and scrape.source in ("kaggle", "folder"):
+            key = f"{scrape.source}_dir"
+            value = getattr(scrape, key)
+            folder = self.paths.user_path(value) if value else None
+            if folder is None or not folder.is_dir():
+                found.append(f"{src} [scrape]: key {key!r} must name an existing folder, got {value!r}"
+                             + (f" (looked for {folder})" if folder else f" (source: {scrape.source} reads it)"))
+        if captions is not None and captions.reference_file:
+            file = self.paths.user_path(captions.reference_file)
+            if not file.is_file():
+                found.append(f"{src} [captions]: key 'reference_file' must name an existing file, got "
+                             f"{captions.reference_file!r} (looked for {file})")
+        evaluate_only = (self.params.get("compare") or {}).get("models_from")
+        if train is not None and train.model_source == "pretrained" and not evaluate_only \
+                and train.pretrained_model.startswith(("/", ".", "~")):
+            folder = self.paths.user_path(train.pretrained_model)
+            if not folder.is_dir():
+                found.append(f"{src} [train]: key 'pretrained_model' must be a hub id (owner/name) or an existing "
+                             f"folder, got {train.pretrained_model!r} (looked for {folder})")
+        return found
+
+
+def source_fields(module: str, cls: str) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` in ``t2p_utils.<module>`` (name -> type hint; None where the hint is not a
+    plain one), read from the module's source without importing it."""
+    spec = importlib.util.find_spec(f"t2p_utils.{module}")
+    if spec is None or spec.origin is None:
+        raise ConfigError(f"t2p_utils.{module} is missing: reinstall t2p (pip install -e .)")
+    path = Path(spec.origin)
+    return dict(_source_fields(str(path), path.stat().st_mtime_ns, cls))
+
+
+_HINT_NAMES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict,
+                               "tuple": tuple, "None": None, "Any": Any}
+
+
+@lru_cache(maxsize=8)
+def _source_fields(path: str, mtime_ns: int, cls: str) -> tuple[tuple[str, Any], ...]:
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), None)
+    if node is None:
+        raise ConfigError(f"{path} defines no class {cls}")
+    out = []
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            text = ast.unparse(stmt.annotation)
+            if "ClassVar" in text:
+                continue
+            try:
+                hint = eval(text, {"__builtins__": {}}, _HINT_NAMES)  # the type names above only
+            except Exception:  # noqa: BLE001  (a hint naming a class of the module: not checked)
+                hint = None
+            out.append((stmt.target.id, type(None) if text == "None" else hint))
+    return tuple(out)
+
+
+def load_study(profile: str | Path, root: Path | None = None, check: bool = True) -> StudyConfig:
+    """The :class:`StudyConfig` of a built-in profile name or a user params file, every section checked
+    (:meth:`StudyConfig.check`; ``check=False``: built on first use, each section checked then)."""
     paths = Paths.for_profile(profile, root)
-    return StudyConfig(paths, load_params(paths.spec, paths.root))
+    study = StudyConfig(paths, load_params(paths.spec, paths.root))
+    return study.check() if check else study

@@ -40,7 +40,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,120 +51,15 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .checkpoints import usable_checkpoint
-from .config import RUNS_DIR, ConfigError, Paths, from_dict, load_params, resolve_device, section_values
+from .config import RUNS_DIR, Paths, from_dict, load_params, resolve_device, section_values
 from .inference import SAMPLERS, generate, load_pipeline, make_pipeline, set_sampler  # noqa: F401
 from .io import atomic_write_image, atomic_write_json, atomic_write_text, rgb_on_white
 from .progress import phase, tqdm
-from .standins import PALETTE_CAPTIONS, PRETRAINED_IP2P, SCRATCH_MODEL_CARD, SCRATCH_STAND_IN
+from .standins import PALETTE_CAPTIONS, SCRATCH_MODEL_CARD, SCRATCH_STAND_IN
 from .threads import torch_threads
+from .train_config import AUTOENCODERS, MODEL_SOURCES, TrainConfig, load_train_config  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
-AUTOENCODERS: tuple[str, ...] = ("learned", "space_to_depth")
-
-
-@dataclass
-class TrainConfig:
-    """The ``train:`` section of ``params/<profile>.yaml`` (defaults: the seed's full recipe)."""
-
-    # which captions to train on (notebook 04 trains one model per source found on disk)
-    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "reference"])
-    # model
-    model_source: str = "pretrained"  # pretrained | scratch
-    pretrained_model: str = PRETRAINED_IP2P  # hub id or local folder (an IP2P or a plain SD pipeline)
-    revision: str | None = None
-    arch: str = "small"  # scratch sizes (t2p_utils.scratch_models): tiny | small | sd15
-    # scratch models' autoencoder: "learned" = a small AutoencoderKL trained once (paths.model("vae")) with the
-    # vae_* settings below; "space_to_depth" = the exact 4x4 pixel fold (scratch_models.SpaceToDepthAutoencoder)
-    autoencoder: str = "learned"
-    vae_steps: int = 400
-    vae_batch_size: int = 16
-    vae_learning_rate: float = 1e-3
-    vae_kl_weight: float = 1e-6
-    vae_chroma_weight: float = 10.0  # weight of the colour (chroma) error in the VAE loss
-    vae_latent_channels: int = 4  # scratch latent channels (SD: 4)
-    vae_recolor_copies: int = 0  # palette-swapped copies of each train colour image the VAE also learns from
-    # data
-    resolution: int = 256
-    random_flip: bool = True
-    cache_latents: bool = True
-    # optimisation
-    train_batch_size: int = 2
-    gradient_accumulation_steps: int = 4
-    gradient_checkpointing: bool = True
-    max_train_steps: int = 15000
-    learning_rate: float = 5e-5
-    lr_scheduler: str = "constant"  # any diffusers.optimization.get_scheduler name
-    lr_warmup_steps: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "fp16"  # no | fp16 | bf16 (forced to "no", i.e. fp32, on CPU)
-    allow_tf32: bool = True
-    use_ema: bool = True
-    ema_decay: float = 0.9999
-    conditioning_dropout_prob: float = 0.05
-    # scratch models: train the text encoder with the UNet (a frozen random one cannot tell colour words apart)
-    train_text_encoder: bool = False
-    text_encoder_learning_rate: float | None = None  # None: learning_rate
-    snr_gamma: float | None = None  # min-SNR-gamma loss weighting (Hang et al. 2023); None: plain MSE
-    prediction_type: str = "epsilon"  # scratch models: epsilon | v_prediction
-    text_time_embedding: bool = False  # scratch UNets: pooled text added to the time embedding (see scratch_models)
-    sampler: str = "euler_ancestral"  # the saved pipeline's scheduler: euler_ancestral (as IP2P) | euler | ddim
-    seed: int = 42
-    cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
-    parallel_sources: int = 1  # CPU only: train up to this many caption sources at once, one process each,
-    # the cores split between them (two 1-thread processes beat one 2-thread process on small UNets)
-    # checkpoints and logs
-    checkpointing_steps: int = 5000
-    checkpoints_total_limit: int | None = 2
-    log_every: int = 10
-    # seeded validation images during training
-    validation_steps: int = 2500
-    num_validation_images: int = 4
-    validation_inference_steps: int = 20
-    # inference settings recorded in the model card and used by generate() callers
-    inference_steps: int = 100
-    text_guidance: float = 7.5
-    image_guidance: float = 1.5
-
-    def __post_init__(self) -> None:
-        if self.model_source not in MODEL_SOURCES:
-            raise ConfigError(f"train.model_source must be one of {', '.join(MODEL_SOURCES)}, not {self.model_source!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, not {self.mixed_precision!r}")
-        if self.autoencoder not in AUTOENCODERS:
-            raise ConfigError(f"train.autoencoder must be one of {', '.join(AUTOENCODERS)}, not {self.autoencoder!r}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"train.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
-        if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise ConfigError(f"train.prediction_type must be epsilon or v_prediction, not {self.prediction_type!r}")
-        if self.snr_gamma is not None and self.snr_gamma <= 0:
-            raise ConfigError(f"train.snr_gamma must be > 0 (or null for plain MSE), not {self.snr_gamma}")
-        if not 0.0 <= self.conditioning_dropout_prob <= 1.0 / 3.0:
-            raise ConfigError("train.conditioning_dropout_prob must lie in [0, 1/3] (3 disjoint dropout cases)")
-        for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "checkpointing_steps",
-                     "log_every", "validation_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-
-    def fingerprint(self) -> str:
-        """A short hash of every setting that changes the trained weights."""
-        skip = {"sources", "cpu_threads", "parallel_sources", "checkpointing_steps", "checkpoints_total_limit", "log_every", "inference_steps",
-                "text_guidance", "image_guidance"}
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def load_train_config(profile: str, root: Path | None = None, **overrides: Any) -> TrainConfig:
-    from .study import load_study
-
-    cfg = load_study(profile, root).train
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
-
 
 # ------------------------------------------------------------------------------------ data
 @dataclass(frozen=True)
