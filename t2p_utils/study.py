@@ -165,7 +165,7 @@ def _source_fields(path: str, mtime_ns: int, cls: str) -> tuple[tuple[str, Any],
                 hint = eval(text, {"__builtins__": {}}, _HINT_NAMES)  # the type names above only
             except Exception:  # noqa: BLE001  (a hint naming a class of the module: not checked)
                 hint = None
-            out.append((stmt.target.id, type(None) if text == "None" else hint))
+            out.append((stmt.target.id, hint))
     return tuple(out)
 
 

@@ -132,3 +132,16 @@ def test_paths_that_must_exist_are_checked_before_the_run(tmp_root: Path) -> Non
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
 def test_the_committed_profiles_pass_the_check(profile: str) -> None:
     assert load_study(profile).problems(check_paths=True) == []
+
+
+def test_compare_keys_and_types_read_from_the_source_are_the_dataclass_s() -> None:
+    """Where evaluate (torch, seconds) is not imported, the check reads CompareConfig's fields from its source: the
+    same names and type hints as the dataclass's own (last here: importing evaluate switches the check to it)."""
+    import dataclasses
+    import typing
+
+    from t2p_utils.evaluate import CompareConfig
+    from t2p_utils.study import source_fields
+
+    hints = typing.get_type_hints(CompareConfig)
+    assert source_fields("evaluate", "CompareConfig") == {f.name: hints[f.name] for f in dataclasses.fields(CompareConfig)}
