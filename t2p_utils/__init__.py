@@ -6,9 +6,10 @@ stamps each step in ``pipeline.STEP_MODULES``, so editing a module re-runs the s
 =========================  ============================================================================
 step                       modules
 =========================  ============================================================================
-every step                 ``config`` (paths, params files, user profiles), ``study`` (one params file
-                           loaded: ``StudyConfig``, a typed dataclass per step), ``io`` (atomic writes),
-                           ``manifest``, ``progress`` (bars in the terminal), ``threads``, ``standins``
+every step                 ``config`` (paths, params files, user profiles, the checks of a section),
+                           ``study`` (one params file loaded and checked whole: ``StudyConfig``, a typed
+                           dataclass per step), ``io`` (atomic writes), ``manifest``, ``progress`` (bars
+                           in the terminal), ``threads``, ``standins``
 01_scrape                  ``scrape`` (npm / http downloads), ``render`` + ``lineart`` (SVG -> colour,
                            line art, mask), ``split`` (by family), ``synthetic`` (smoke creatures),
                            ``userdata`` (Kaggle pairs, your own folder), ``derive`` (instructions
@@ -18,7 +19,8 @@ every step                 ``config`` (paths, params files, user profiles), ``st
                            ``caption_metrics``
 03_clip_captioning         ``clip_interrogate`` (clip-interrogator), ``palette`` (its offline stand-in),
                            ``colors`` (basic colour terms), ``caption_sets``, ``caption_metrics``
-04_finetune                ``train`` (the trainer), ``scratch_models`` (small SD models), ``inference``,
+04_finetune                ``train`` (the trainer), ``train_config`` (its ``TrainConfig``, without torch),
+                           ``scratch_models`` (small SD models), ``inference``,
                            ``train_report`` (04's tables, figures, model card)
 05_compare                 ``evaluate`` (generation, scoring, colour control), ``metrics``, ``inference``,
                            ``figures`` (grids, colour ladders, bar charts), ``flat`` (the drawing coloured
