@@ -343,10 +343,6 @@ class FieldChecks:
             self.bad(key, f"a multiple of {factor}{f' ({why})' if why else ''}, e.g. {near}")
         return self
 
-    def rule(self, ok: bool, key: str, valid: str) -> FieldChecks:
-        """Any other check: ``ok`` false -> "key <key> must be <valid>, got <value>"."""
-        return self if ok else self.bad(key, valid)
-
     def raise_if_any(self, section: str) -> None:
         if self.problems:
             raise ConfigError("\n".join(f"[{section}]: {p}" for p in self.problems), problems=self.problems)

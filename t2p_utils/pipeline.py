@@ -966,7 +966,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         if len(exc.problems) > 1:
-            print(f"error: {len(exc.problems)} problems: fix them and run again", file=sys.stderr)
+            print(f"error: {len(exc.problems)} problems, no step has run: fix them, then run ./run_all.sh {profile} "
+                  "again", file=sys.stderr)
         return 1
     except (StepFailed, FileNotFoundError, ProfileBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
