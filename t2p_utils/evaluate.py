@@ -612,6 +612,25 @@ def control_region(images: dict[str, Any], outline_l: float) -> np.ndarray:
     return M.to_mask(images["mask"]) & ~M.outline_mask(images["lineart"], outline_l)
 
 
+def control_regions(images: dict[str, Any], cfg: CompareConfig) -> dict[str, np.ndarray]:
+    """The regions colour control and binding are measured on, per variant: ``raw`` the model-size character region,
+    ``flat`` the drawing's (when the item has a drawing)."""
+    out = {"raw": control_region(images, cfg.outline_l)}
+    if images.get("drawing") is not None:
+        out["flat"] = control_region(images["drawing"], cfg.drawing_outline_l)
+    return out
+
+
+def scored_variants(raw: dict[str, Image.Image], images: dict[str, Any],
+                    regions: dict[str, np.ndarray]) -> dict[str, tuple[dict[str, Image.Image], np.ndarray]]:
+    """``variant -> (outputs, region)`` for one item's outputs (keyed by asked colour or order): the raw outputs and,
+    where the item has a drawing, the same outputs flat-filled onto it (:func:`flat_variant`)."""
+    out = {"raw": (raw, regions["raw"])}
+    if "flat" in regions:
+        out["flat"] = ({k: flat_variant(img, images["drawing"])[0] for k, img in raw.items()}, regions["flat"])
+    return out
+
+
 def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
                 opened: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Colour control of one model: every item x template x colour, one seed per item shared by its colours.
@@ -621,9 +640,7 @@ def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
     seed = cfg.seeds[0]
     items = items[: cfg.control_max_test] if cfg.control_max_test > 0 else items
     lines = [opened[i.id]["lineart"] for i in items]
-    regions = {i.id: control_region(opened[i.id], cfg.outline_l) for i in items}
-    drawn = {i.id: control_region(opened[i.id]["drawing"], cfg.drawing_outline_l) for i in items
-             if opened[i.id].get("drawing") is not None}
+    regions = {i.id: control_regions(opened[i.id], cfg) for i in items}
     rows: list[dict[str, Any]] = []
     jobs = list(itertools.product(cfg.control_templates.items(), cfg.control_colors))
     outs: dict[tuple[str, str], list[Image.Image]] = {}
@@ -633,10 +650,8 @@ def run_control(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
                                                  seed, cfg.text_guidance, cfg.image_guidance)
     for tname in cfg.control_templates:
         for k, item in enumerate(items):
-            per_variant = {"raw": ({c: outs[(tname, c)][k] for c in cfg.control_colors}, regions[item.id])}
-            if item.id in drawn:
-                per_variant["flat"] = ({c: flat_variant(img, opened[item.id]["drawing"])[0]
-                                        for c, img in per_variant["raw"][0].items()}, drawn[item.id])
+            per_variant = scored_variants({c: outs[(tname, c)][k] for c in cfg.control_colors}, opened[item.id],
+                                          regions[item.id])
             for variant, (per_color, region) in per_variant.items():
                 matrix = M.color_control_matrix(per_color, region, cfg.control_colors)
                 score = M.color_control(matrix)
@@ -759,9 +774,7 @@ def run_binding(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
         return pd.DataFrame(columns=list(BINDING_COLUMNS))
     seed = cfg.seeds[0]
     lines = [opened[i.id]["lineart"] for i in items]
-    regions = {i.id: control_region(opened[i.id], cfg.outline_l) for i in items}
-    drawn = {i.id: control_region(opened[i.id]["drawing"], cfg.drawing_outline_l) for i in items
-             if opened[i.id].get("drawing") is not None}
+    regions = {i.id: control_regions(opened[i.id], cfg) for i in items}
     pairs = [binding_pair_of(k, cfg.binding_pairs) for k in range(len(items))]
     rows: list[dict[str, Any]] = []
     for tname, (places, template) in tqdm(list(cfg.binding_templates.items()), desc=f"binding {model}", leave=False):
@@ -771,10 +784,7 @@ def run_binding(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, m
         outs = {o: _generate_batched(backend, pipe, lines, p, cfg, seed, cfg.text_guidance, cfg.image_guidance)
                 for o, p in prompts.items()}
         for k, item in enumerate(items):
-            per_variant = {"raw": ({o: outs[o][k] for o in outs}, regions[item.id])}
-            if item.id in drawn:
-                per_variant["flat"] = ({o: flat_variant(img, opened[item.id]["drawing"])[0]
-                                        for o, img in per_variant["raw"][0].items()}, drawn[item.id])
+            per_variant = scored_variants({o: outs[o][k] for o in outs}, opened[item.id], regions[item.id])
             a, b = pairs[k]
             for variant, (imgs, region) in per_variant.items():
                 files = {}
@@ -831,11 +841,11 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
         binding = run_binding(scratch, run_cfg, backend, pipe, "m", items, opened) if with_binding else None
     per = control_per_id(control)
     out: dict[str, float] = {}
-    for (variant, template), grp in per.groupby(["variant", "template"]):
-        out[("" if variant == "raw" else f"{variant}_") + f"control_{template}"] = float(grp["color_control"].mean())
-    if binding is not None:
-        for (variant, template), grp in per_id(binding, "binding").groupby(["variant", "template"]):
-            out[("" if variant == "raw" else f"{variant}_") + f"binding_{template}"] = float(grp["binding"].mean())
+    tables = [(per, "color_control", "control")] + ([] if binding is None else [(per_id(binding, "binding"), "binding",
+                                                                                 "binding")])
+    for table, value, kind in tables:
+        for (variant, template), grp in table.groupby(["variant", "template"]):
+            out[("" if variant == "raw" else f"{variant}_") + f"{kind}_{template}"] = float(grp[value].mean())
     out["control_low"] = M.bootstrap_ci(per.loc[(per.template == "all") & (per.variant == "raw"), "color_control"]).ci_low
     faithful = _generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
                                  [i.faithful for i in items], run_cfg, run_cfg.seeds[0], run_cfg.text_guidance,

@@ -47,6 +47,7 @@ from skimage.metrics import structural_similarity
 
 from .colors import BASIC_COLORS, color_coverage, color_words, delta_e2000, rgb_to_lab
 from .io import rgb_on_white
+from .palette import with_article
 
 log = logging.getLogger(__name__)
 
@@ -298,30 +299,24 @@ CONTROL_HELDOUT: dict[str, str] = {
 }
 
 
-def _an(word: str) -> str:
-    return ("an " if word[:1] in "aeiou" else "a ") + word
-
-
 def binding_prompt(template: str, a: str, b: str) -> str:
     """``template`` (see :data:`BINDING_TEMPLATES`) with colour ``a`` in the first place and ``b`` in the second."""
-    return template.format(a=a, b=b, a_=_an(a), b_=_an(b))
+    return template.format(a=a, b=b, a_=with_article(a), b_=with_article(b))
 
 
-def place_share(output: ImageLike, place: np.ndarray, color: str) -> float:
-    """Share of the ``place`` pixels of ``output`` whose basic colour term is ``color`` (NaN for an empty place)."""
+def place_coverage(output: ImageLike, place: np.ndarray) -> dict[str, float] | None:
+    """Each basic colour term's share of the ``place`` pixels of ``output`` (None for an empty place)."""
     m = to_mask(place)
-    if not m.any():
-        return float("nan")
     a = to_rgb(output)
     check_same_size(output=a, place=m)
-    return float(color_coverage(a, m)[color])
+    return color_coverage(a, m) if m.any() else None
 
 
 def binding_score(out_ab: ImageLike, out_ba: ImageLike, region: ImageLike, pair: str, a: str, b: str) -> float:
     """Causal binding of two colours to two places, from one character asked both ways with the same seed.
 
     ``out_ab`` was made for "``a`` at the first place of ``pair`` and ``b`` at the second", ``out_ba`` for the
-    swap. With ``s(X, P | prompt)`` the share of place ``P`` painted ``X`` (:func:`place_share`, places from
+    swap. With ``s(X, P | prompt)`` the share of place ``P`` painted ``X`` (:func:`place_coverage`, places from
     :func:`t2p_utils.places.place_masks` of ``region``)::
 
         binding = 1/4 * [ s(a,P1|ab) - s(a,P1|ba) + s(b,P2|ab) - s(b,P2|ba)
@@ -339,12 +334,16 @@ def binding_score(out_ab: ImageLike, out_ba: ImageLike, region: ImageLike, pair:
         if c not in BASIC_COLORS:
             raise ValueError(f"binding: {c!r} is not a basic colour term {list(BASIC_COLORS)}")
     p1, p2 = (place_masks(to_mask(region))[p] for p in PLACE_PAIRS[pair])
+    # each output's colour shares in each place, computed once
+    cov = {(o, k): place_coverage(img, place) for o, img in (("ab", to_rgb(out_ab)), ("ba", to_rgb(out_ba)))
+           for k, place in ((1, p1), (2, p2))}
 
-    def s(img: ImageLike, color: str, place: np.ndarray) -> float:
-        return place_share(img, place, color)
+    def s(o: str, color: str, k: int) -> float:
+        c = cov[(o, k)]
+        return float("nan") if c is None else float(c[color])
 
-    terms = [s(out_ab, a, p1) - s(out_ba, a, p1), s(out_ab, b, p2) - s(out_ba, b, p2),
-             s(out_ba, b, p1) - s(out_ab, b, p1), s(out_ba, a, p2) - s(out_ab, a, p2)]
+    terms = [s("ab", a, 1) - s("ba", a, 1), s("ab", b, 2) - s("ba", b, 2),
+             s("ba", b, 1) - s("ab", b, 1), s("ba", a, 2) - s("ab", a, 2)]
     return float(np.round(np.mean(terms), 12))
 
 

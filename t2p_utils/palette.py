@@ -29,6 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .colors import BASIC_COLORS, lab_color_terms, pixel_color_terms, rgb_to_lab
+from .places import EDGE_BAND, EDGES_R, MIDDLE_R
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,9 @@ def _where(ys: np.ndarray, xs: np.ndarray, box: tuple[float, float, float, float
            mean_r: float) -> tuple[str, str]:
     y0, y1, _x0, _x1 = box
     rel_y = (ys.mean() - y0) / max(y1 - y0, 1.0)
-    vertical = "top" if rel_y < 0.4 else ("bottom" if rel_y > 0.6 else "middle")
+    vertical = "top" if rel_y < EDGE_BAND else ("bottom" if rel_y > 1 - EDGE_BAND else "middle")
     r = np.hypot(ys - cy, xs - cx).mean() / max(mean_r, 1e-6)
-    radial = "centre" if r < 0.75 else ("edge" if r > 1.15 else "")
+    radial = "centre" if r < MIDDLE_R else ("edge" if r > EDGES_R else "")
     return vertical, radial
 
 
@@ -165,13 +166,14 @@ def palette_colors(rgb: np.ndarray, mask: np.ndarray, settings: PaletteSettings 
     return out[: settings.max_colors], float(outline.sum()) / n_mask
 
 
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
+    """"a red", "an orange"."""
     return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def _phrase(c: PaletteColor) -> str:
     if c.vertical == "bottom" and c.radial != "edge":
-        return f"{_a(c.term)} belly at the bottom"
+        return f"{with_article(c.term)} belly at the bottom"
     if c.radial == "edge" and c.vertical == "middle":
         return f"{c.term} around the edges"
     if c.vertical == "middle":
@@ -182,11 +184,11 @@ def _phrase(c: PaletteColor) -> str:
 def palette_caption_text(colors: Sequence[PaletteColor], subject: str = "creature") -> str:
     """"a creature with a blue body, a yellow belly at the bottom and red at the top"."""
     if not colors:
-        return f"a drawing of {_a(subject)}"
-    bits = [f"{_a(colors[0].term)} body"] + [_phrase(c) for c in colors[1:]]
+        return f"a drawing of {with_article(subject)}"
+    bits = [f"{with_article(colors[0].term)} body"] + [_phrase(c) for c in colors[1:]]
     if len(bits) == 1:
-        return f"{_a(subject)} with {bits[0]}"
-    return f"{_a(subject)} with " + ", ".join(bits[:-1]) + f" and {bits[-1]}"
+        return f"{with_article(subject)} with {bits[0]}"
+    return f"{with_article(subject)} with " + ", ".join(bits[:-1]) + f" and {bits[-1]}"
 
 
 def palette_caption(rgb: np.ndarray, mask: np.ndarray, settings: PaletteSettings = PaletteSettings(),

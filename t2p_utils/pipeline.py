@@ -274,13 +274,13 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
 _COMMON = ("config", "study", "io", "manifest", "progress", "threads", "standins")
 STEP_MODULES: dict[str, tuple[str, ...]] = {
     "01_scrape": _COMMON + ("scrape", "render", "lineart", "split", "synthetic", "userdata", "derive", "palette",
-                            "colors", "reference_csv"),
+                            "places", "colors", "reference_csv"),
     "02_cnn_lstm_captioning": _COMMON + ("cnn_lstm", "caption_sets", "reference_csv", "caption_metrics", "tokenizer",
                                          "colors", "palette", "recolor", "clip_interrogate", "places", "templates",
                                          "flat"),
     "03_clip_captioning": _COMMON + ("clip_interrogate", "caption_sets", "reference_csv", "caption_metrics", "colors",
                                      "palette", "recolor", "cnn_lstm", "tokenizer", "places", "templates", "flat"),
-    "04_finetune": _COMMON + ("train", "train_config", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "colors"),
+    "04_finetune": _COMMON + ("train", "train_config", "checkpoints", "train_report", "inference", "scratch_models", "tokenizer", "recolor", "palette", "places", "colors"),
     "05_compare": _COMMON + ("evaluate", "metrics", "figures", "colors", "inference", "onnx_unet", "scratch_models",
                              "reference_csv", "derive", "palette", "flat", "drawing", "render", "lineart", "synthetic",
                              "userdata", "places"),

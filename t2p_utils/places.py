@@ -5,7 +5,7 @@ and what the binding metric measures mean the same thing:
 
 * the palette captioner (:mod:`t2p_utils.palette`) names a colour's place from its pixels' centroid in
   the character's bounding box (top / bottom) and its distance from the character's centroid (middle /
-  edges);
+  edges), with the thresholds below;
 * part-level recolouring (:func:`t2p_utils.recolor.part_recolor`) paints one place one colour and the rest
   another, splitting the character at a seeded cut (:func:`split_masks`);
 * the binding metric (:func:`t2p_utils.metrics.binding_score`) measures each colour's share of the pixels
@@ -79,7 +79,7 @@ def split_masks(region: np.ndarray, pair: str, cut: float = 0.5,
     if not 0 < cut < 1:
         raise ValueError(f"cut must be in (0, 1), not {cut}")
     m, rel_y, rel_r = _coords(region)
-    first = rel_y < cut if pair == "top_bottom" else rel_r < np.quantile(rel_r, cut)
+    first = by_pixel = rel_y < cut if pair == "top_bottom" else rel_r < np.quantile(rel_r, cut)
     if labels is not None:
         lab = np.asarray(labels)[m].astype(np.int64)
         if lab.shape != first.shape:
@@ -89,5 +89,5 @@ def split_masks(region: np.ndarray, pair: str, cut: float = 0.5,
             np.bincount(lab, minlength=n), 1)
         first = np.where(lab > 0, votes[lab] > 0.5, first)
         if first.all() or not first.any():  # one region holds (nearly) everything: cut through it after all
-            first = rel_y < cut if pair == "top_bottom" else rel_r < np.quantile(rel_r, cut)
+            first = by_pixel
     return _scatter(m, first), _scatter(m, ~first)

@@ -95,14 +95,12 @@ def _clusters(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, set
     return arr, region, lab, labels, centres
 
 
-def _shaded(lab: np.ndarray, labels: np.ndarray, centres: np.ndarray, target: list[np.ndarray] | np.ndarray,
+def _shaded(lab: np.ndarray, labels: np.ndarray, centres: np.ndarray, target: np.ndarray,
             settings: RecolorSettings) -> np.ndarray:
-    """Each pixel moved to its target Lab plus a damped copy of its offset from its cluster's centre.
-
-    ``target``: one Lab per cluster (a list), or one per pixel (an ``[n, 3]`` array)."""
+    """Each pixel moved to its target Lab (``target``: one row per pixel) plus a damped copy of its offset from its
+    cluster's centre."""
     damp = np.array([settings.shading, settings.chroma_detail, settings.chroma_detail])
-    base = np.asarray(target)[labels] if isinstance(target, list) else np.asarray(target)
-    new = base + (lab - centres[labels]) * damp
+    new = target + (lab - centres[labels]) * damp
     new[:, 0] = np.clip(new[:, 0], 0.0, 100.0)
     return new
 
@@ -134,7 +132,8 @@ def recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, targe
         if j not in target_of:
             nearest = min(big, key=lambda b: float(((centres[j] - centres[b]) ** 2).sum()))
             target_of[j] = target_of[nearest]
-    new = _shaded(lab, labels, centres, [_PROTO_LAB[target_of[j]] for j in range(len(centres))], settings)
+    per_cluster = np.array([_PROTO_LAB[target_of[j]] for j in range(len(centres))])
+    new = _shaded(lab, labels, centres, per_cluster[labels], settings)
     out = _paint(arr, region, new)
     before = pixel_color_terms(arr[region])
     after = pixel_color_terms(out[region])
@@ -174,13 +173,19 @@ def part_recolor(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, 
     copy of its offset from its colour cluster's centre); outline and background are unchanged. Raises
     :class:`RecolorSkip` when there is nothing to recolour.
     """
-    from .places import split_masks
-
     for c in colors:
         if c not in BASIC_COLORS:
             raise ValueError(f"part recolour: {c!r} is not a basic colour term {list(BASIC_COLORS)}")
     rng = rng if rng is not None else np.random.default_rng(settings.seed)
-    arr, region, lab, labels, centres = _clusters(rgb, mask, lineart, settings, rng)
+    return _two_tone(_clusters(rgb, mask, lineart, settings, rng), pair, colors, cut, settings, closed)
+
+
+def _two_tone(clusters: tuple[np.ndarray, ...], pair: str, colors: tuple[str, str], cut: float,
+              settings: RecolorSettings, closed: np.ndarray | None) -> Recolored:
+    """:func:`part_recolor` on the sprite's :func:`_clusters` (computed once for all its copies)."""
+    from .places import split_masks
+
+    arr, region, lab, labels, centres = clusters
     first, _ = split_masks(region, pair, cut, closed)
     in_first = first[region]
     target = np.where(in_first[:, None], _PROTO_LAB[colors[0]], _PROTO_LAB[colors[1]])
@@ -195,16 +200,18 @@ def part_copies(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, c
                 settings: RecolorSettings, key: int) -> list[tuple[Recolored, str]]:
     """``copies`` part-level recolourings of one sprite that differ in one place at a time, seeded by ``(seed, key)``.
 
-    The cut follows the line art's closed regions (:func:`line_regions`). One place pair (alternating with ``key``) and one cut (uniform in [0.35, 0.65]) per sprite; colours ``a, b, c``
-    drawn from :data:`TWO_TONE_COLORS`. Copy 0 paints the first place ``a`` and the second ``b``; copy 1 is its swap
-    (``b``, ``a``); copy 2 changes the first place only (``c``, ``b``); copy 3 the second only (``a``, ``c``); further
-    copies draw new pairs. Returns ``(recoloured, note)`` pairs, the note naming the colour of each place.
+    One place pair (alternating with ``key``), one cut (uniform in [0.35, 0.65]) and one colour clustering per
+    sprite; the cut follows the line art's closed regions (:func:`line_regions`). Colours ``a, b, c`` are drawn from
+    :data:`TWO_TONE_COLORS`. Copy 0 paints the first place ``a`` and the second ``b``; copy 1 is its swap (``b``,
+    ``a``); copy 2 changes the first place only (``c``, ``b``); copy 3 the second only (``a``, ``c``); further copies
+    draw new pairs. Returns ``(recoloured, note)`` pairs, the note naming the colour of each place.
     """
     from .places import PLACE_PAIRS
 
     if copies <= 0:
         return []
     rng = np.random.default_rng([settings.seed, key, 1])
+    clusters = _clusters(rgb, mask, lineart, settings, rng)  # one k-means and one segmentation per sprite
     closed = line_regions(lineart, mask)
     names = list(PLACE_PAIRS)
     pair = names[key % len(names)]
@@ -216,7 +223,7 @@ def part_copies(rgb: np.ndarray, mask: np.ndarray, lineart: np.ndarray | None, c
         for first, second in ((a, b), (b, a), (c, b), (a, c)):
             if len(out) == copies:
                 break
-            rc = part_recolor(rgb, mask, lineart, pair, (first, second), cut, settings, rng, closed)
+            rc = _two_tone(clusters, pair, (first, second), cut, settings, closed)
             out.append((rc, f"part: {first} {p1}, {second} {p2} (cut {cut:.2f})"))
     return out
 
