@@ -21,9 +21,9 @@ if [[ "$profile" == *.yaml || "$profile" == *.yml || "$profile" == */* ]] && [[ 
   profile="$caller/$profile"
 fi
 if [ -z "$profile" ]; then
-  profile="$("$PY" -m t2p_utils.pipeline default-profile)"
+  profile="$("$PY" -m t2p_utils.runner.pipeline default-profile)"
   echo "t2p: no profile given; picked '$profile' ($( [ "$profile" = full ] && echo 'CUDA is available' || echo 'no CUDA GPU found'))"
 else
   echo "t2p: profile '$profile'"
 fi
-exec "$PY" -m t2p_utils.pipeline run "$profile" "$@"
+exec "$PY" -m t2p_utils.runner.pipeline run "$profile" "$@"

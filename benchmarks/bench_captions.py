@@ -25,20 +25,14 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from t2p_utils.caption_sets import (
-        cnn_config,
-        load_caption_config,
-        load_manifest,
-        load_references,
-        palette_settings,
-        training_references,
-    )
-    from t2p_utils.cnn_lstm import caption_images, load_images, train_captioner
-    from t2p_utils.config import Paths
-    from t2p_utils.palette import caption_files
+    from t2p_utils.captions.cnn_lstm import caption_images, load_images, train_captioner
+    from t2p_utils.captions.sets import cnn_config, load_manifest, load_references, training_references
+    from t2p_utils.config import Paths, load_study
+    from t2p_utils.config.captions import palette_settings
+    from t2p_utils.core.palette import caption_files
 
     paths = Paths.for_profile(args.profile)
-    cfg = load_caption_config(args.profile)
+    cfg = load_study(args.profile).captions
     manifest = load_manifest(paths)
     rows = manifest if args.n <= 0 else manifest.head(args.n)
     triples = [(paths.root / c, paths.root / m, paths.root / ln)

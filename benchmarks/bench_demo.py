@@ -1,11 +1,11 @@
-"""Latency of the demo's button: one image, 20 steps, per model, through ``t2p_utils.demo.colorize``.
+"""Latency of the demo's button: one image, 20 steps, per model, through ``t2p_utils.demo.app.colorize``.
 
     .venv/bin/python benchmarks/bench_demo.py --profile cpu            # target: <= 1 s per model, 64 px, 2 cores
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --backend torch   # the UNet on PyTorch, for comparison
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --runs 9 --threads 2
     .venv/bin/python benchmarks/bench_demo.py --profile cpu --drawing-size 1024   # the flat view of a 1024 px drawing
 
-Models: the trained pipelines of ``models/<profile>/`` (loaded by ``t2p_utils.demo.load_models``,
+Models: the trained pipelines of ``models/<profile>/`` (loaded by ``t2p_utils.demo.app.load_models``,
 as the app does); when there are none, the smoke models (``models/smoke/``); when there are none
 either (or with ``--random-weights``), pipelines of the profile's architecture (``train.arch``,
 ``train.resolution``) with random weights, built in code -- the same arithmetic as trained ones,
@@ -13,9 +13,9 @@ so the same latency. The table says which was used.
 
 Input: the first held-out test character of the profile (or a drawn ellipse), the seed's
 instruction, ``compare.torch_threads`` torch threads (as the app), the UNet run by ``--backend``
-(``auto`` as the app: onnxruntime where it can, see ``t2p_utils.onnx_unet``), one warm-up call per model,
+(``auto`` as the app: onnxruntime where it can, see ``t2p_utils.inference.onnx_unet``), one warm-up call per model,
 then the median of ``--runs`` timed calls. A call includes the flat view at the drawing's own size
-(``t2p_utils.flat``; ``--drawing-size`` scales the input drawing first, to time it on a large upload). The load
+(``t2p_utils.core.flat``; ``--drawing-size`` scales the input drawing first, to time it on a large upload). The load
 average is printed with the figures: on a shared machine they are an upper bound.
 """
 
@@ -37,22 +37,22 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from t2p_utils import demo as D
-from t2p_utils.config import Paths, load_params, section
-from t2p_utils.evaluate import CompareConfig
-from t2p_utils.onnx_unet import OnnxUNet
+from t2p_utils.config import CompareConfig, Paths, load_params, load_study, section
+from t2p_utils.config.compare import BACKENDS
+from t2p_utils.demo import app as D
+from t2p_utils.inference.onnx_unet import OnnxUNet
 
 TARGET_S = 1.0
 
 
 def random_weight_models(profile: str, backend: str = "auto") -> tuple[dict[str, D.LoadedModel], Path]:
     """Two pipelines of ``profile``'s scratch architecture with random weights, saved and loaded like trained ones."""
-    from t2p_utils.inference import make_pipeline
-    from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
-    from t2p_utils.tokenizer import offline_clip_tokenizer
-    from t2p_utils.train import ddpm_scheduler, load_train_config
+    from t2p_utils.inference.pipeline import make_pipeline
+    from t2p_utils.train.loss import ddpm_scheduler
+    from t2p_utils.train.models import build_text_encoder, build_unet, build_vae
+    from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
-    cfg = load_train_config(profile)
+    cfg = load_study(profile).train
     extra = {"latent_channels": cfg.vae_latent_channels} if getattr(cfg, "vae_latent_channels", 4) != 4 else {}
     tmp = Path(tempfile.mkdtemp(prefix="t2p-bench-demo-"))
     shutil.copytree(Paths.for_profile(profile).params_file.parent, tmp / "params")
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: compare.torch_threads)")
     ap.add_argument("--protect", action="store_true", help="time the mask-protected variant")
-    ap.add_argument("--backend", default="auto", choices=D.BACKENDS,
+    ap.add_argument("--backend", default="auto", choices=BACKENDS,
                     help="what runs the UNet: auto (as the app: onnxruntime where it can), onnx or torch")
     ap.add_argument("--drawing-size", type=int, default=None,
                     help="scale the input drawing to this many px (longest side) first: times the flat view of a large "

@@ -1,9 +1,9 @@
-"""Flat colouring (t2p_utils.flat): its speed, and the rules it uses, measured.
+"""Flat colouring (t2p_utils.core.flat): its speed, and the rules it uses, measured.
 
     python benchmarks/bench_flat.py --speed                # one 512 px drawing, one thread: median of 20 runs
     python benchmarks/bench_flat.py --rules --profile cpu  # gap / margin / tiny-region rules on val sprites
 
-``--speed`` times :func:`t2p_utils.flat.flat_fill` on a 512 px drawing (the first val sprite of ``--profile``
+``--speed`` times :func:`t2p_utils.core.flat.flat_fill` on a 512 px drawing (the first val sprite of ``--profile``
 rendered at 512 px when that profile has been scraped, else a synthetic creature) from a 64 px model output, with
 torch, BLAS and OpenMP held to one thread. The issue's budget is 50 ms.
 
@@ -27,15 +27,15 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np
 from PIL import Image
 
-from t2p_utils import flat as F
-from t2p_utils import metrics as M
+from t2p_utils.compare import metrics as M
 from t2p_utils.config import Paths
+from t2p_utils.core import flat as F
 
 
 def _val_drawings(profile: str, size: int, n: int) -> tuple[Paths, list[tuple[str, Image.Image, Image.Image, Image.Image, Image.Image]]]:
-    from t2p_utils.drawing import make_drawings
-    from t2p_utils.manifest import read_manifest
-    from t2p_utils.study import load_study
+    from t2p_utils.compare.drawing import make_drawings
+    from t2p_utils.config.study import load_study
+    from t2p_utils.core.manifest import read_manifest
 
     paths = Paths.for_profile(profile)
     manifest = read_manifest(paths.manifest)
@@ -56,7 +56,7 @@ def speed(profile: str, runs: int) -> None:
         sid, small, line, _, mask = items[0]
         what = f"val sprite {sid} of profile {profile!r} at 512 px"
     except Exception as exc:  # no scraped profile: a synthetic creature
-        from t2p_utils.synthetic import Creature, draw_creature
+        from t2p_utils.scrape.synthetic import Creature, draw_creature
 
         c = Creature("s000", "cat", {"body": "red", "belly": "yellow", "eyes": "blue", "ears": "green", "tail": "purple"})
         col, line, mask = draw_creature(c, 512, np.random.default_rng(0))
@@ -94,7 +94,7 @@ def rules(profile: str, size: int, n: int) -> None:
 
 
 def _manifest_colors(paths: Paths) -> list[str]:
-    from t2p_utils.manifest import read_manifest
+    from t2p_utils.core.manifest import read_manifest
 
     m = read_manifest(paths.manifest)
     return m.loc[m["color"] != "", "color"].tolist()

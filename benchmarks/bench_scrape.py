@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from t2p_utils.config import Paths, repo_root
-from t2p_utils.scrape import ScrapeConfig, fetch_npm_svgs, render_folder
+from t2p_utils.config import Paths, ScrapeConfig, repo_root
+from t2p_utils.scrape.run import fetch_npm_svgs, render_folder
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_train.py --arch small --resolution 64 --batch 8
     python benchmarks/bench_train.py --arch sd15 --resolution 256 --batch 32 --device cuda   # an H100
 
-``--arch tiny|small|sd15`` builds the models of ``t2p_utils.scratch_models`` from config with
+``--arch tiny|small|sd15`` builds the models of ``t2p_utils.train.models`` from config with
 random weights (``sd15``: the full SD-1.5 sizes, 8-channel UNet; no download). The step is the
-real one (``t2p_utils.train.ip2p_loss``: noise, timesteps, conditioning dropout, UNet, MSE,
+real one (``t2p_utils.train.loop.ip2p_loss``: noise, timesteps, conditioning dropout, UNet, MSE,
 backward, AdamW step). Levers, switched on one after the other (``--levers`` picks which and
 in what order), so each row shows what that lever adds on top of the previous row:
 
@@ -38,14 +38,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from t2p_utils.scratch_models import (
+from t2p_utils.train.loss import ddpm_scheduler, ip2p_loss
+from t2p_utils.train.models import (
     build_text_encoder,
     build_unet,
     build_vae,
     n_params,
     vae_downsample,
 )
-from t2p_utils.train import ddpm_scheduler, ip2p_loss
 
 LEVERS = ("cache", "bf16", "sdpa", "fused_adamw", "channels_last", "compile", "checkpointing")
 

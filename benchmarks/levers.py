@@ -7,7 +7,7 @@ Trains one IP2P model with the profile's ``train:`` section plus the ``--set`` o
 overlay folder ``models/<profile>/levers/<tag>/`` (data and params are the profile's own, linked;
 ``--vae`` links an already trained shared VAE instead of training one; ``--model DIR`` skips training
 and scores a model trained earlier, e.g. the profile's own), then scores it with
-:func:`t2p_utils.evaluate.score_split` on the first ``--n-val`` validation ids: colour control per
+:func:`t2p_utils.compare.run.score_split` on the first ``--n-val`` validation ids: colour control per
 template, SSIM, ΔE2000, leakage, named share. Never the test split. Appends one row to
 ``reports/<profile>/levers.csv`` (tag, overrides, train seconds, samples/s, scores), which notebook
 04 shows as the lever table. Timings depend on what else runs on the cores: say which run they come from.
@@ -27,11 +27,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from t2p_utils.config import Paths, from_dict, load_params, section_values  # noqa: E402
-from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
-from t2p_utils.inference import load_pipeline  # noqa: E402
-from t2p_utils.io import append_csv_row  # noqa: E402
-from t2p_utils.train import TrainConfig, train  # noqa: E402
+from t2p_utils.compare.run import score_split
+from t2p_utils.config import CompareConfig, Paths, TrainConfig, from_dict, load_params
+from t2p_utils.config.params import section_values
+from t2p_utils.core.io import append_csv_row
+from t2p_utils.inference.pipeline import load_pipeline
+from t2p_utils.train.loop import train
 
 
 def overlay(paths: Paths, tag: str, vae: Path | None) -> Paths:

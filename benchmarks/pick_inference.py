@@ -4,7 +4,7 @@
         --steps 10 20 --text-guidance 3 5 7.5 --image-guidance 1.5 2.5 [--sampler euler_ancestral euler] [--n-val 20]
 
 Loads the trained pipeline ``models/<profile>/<model>/`` once and scores every combination with
-:func:`t2p_utils.evaluate.score_split` on the first ``--n-val`` validation ids (never the test
+:func:`t2p_utils.compare.run.score_split` on the first ``--n-val`` validation ids (never the test
 split): colour control per template and its bootstrap lower bound, and raw SSIM, ΔE2000,
 leakage and named share of the faithful outputs. Appends one row per setting to
 ``reports/<profile>/inference_val.csv`` (with seconds, threads and load average: timings depend
@@ -25,10 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from t2p_utils.config import Paths, from_dict, load_params  # noqa: E402
-from t2p_utils.evaluate import CompareConfig, score_split  # noqa: E402
-from t2p_utils.inference import load_pipeline, set_sampler  # noqa: E402
-from t2p_utils.io import append_csv_row  # noqa: E402
+from t2p_utils.compare.run import score_split
+from t2p_utils.config import CompareConfig, Paths, from_dict, load_params
+from t2p_utils.core.io import append_csv_row
+from t2p_utils.inference.pipeline import load_pipeline, set_sampler
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,20 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from t2p_utils.config import Paths  # noqa: E402
-
-try:  # the layout after issue 21
-    from t2p_utils.core.manifest import read_manifest
-    from t2p_utils.core.reference_csv import read_reference_csv
-    from t2p_utils.scrape.synthetic import make_synthetic
-    from t2p_utils.train import TrainConfig, train
-except ImportError:  # the flat layout before it
-    from t2p_utils.manifest import read_manifest
-    from t2p_utils.reference_csv import read_reference_csv
-    from t2p_utils.synthetic import make_synthetic
-    from t2p_utils.train import TrainConfig, train
+from t2p_utils.config import (
+    Paths,
+    TrainConfig,
+)
+from t2p_utils.core.manifest import read_manifest
+from t2p_utils.core.reference_csv import read_reference_csv
+from t2p_utils.scrape.synthetic import make_synthetic
+from t2p_utils.train.loop import train
 
 RUN_1 = dict(
     model_source="scratch", arch="tiny", resolution=32, train_batch_size=4, gradient_accumulation_steps=2,

@@ -1,35 +1,26 @@
-"""t2p: text-guided line-art colorization study — the helper package behind the notebooks.
+"""t2p: text-guided line-art colorization study -- the helper package behind the notebooks.
 
-Every bit of logic the notebooks run lives here. Which step runs which modules (the same list
-stamps each step in ``pipeline.STEP_MODULES``, so editing a module re-runs the steps that use it):
+Every bit of logic the notebooks run lives here, in one folder per step of the study. Imports point one way, from
+the top of this table to the bottom (``tests/test_layout.py`` checks it, and that there is no import circle); a
+step's code is its folder plus everything it imports, and the runner re-runs a step when any of it changes
+(:mod:`t2p_utils.runner.codegraph`).
 
-=========================  ============================================================================
-step                       modules
-=========================  ============================================================================
-every step                 ``config`` (paths, params files, user profiles, the checks of a section),
-                           ``study`` (one params file loaded and checked whole: ``StudyConfig``, a typed
-                           dataclass per step), ``io`` (atomic writes), ``manifest``, ``progress`` (bars
-                           in the terminal), ``threads``, ``standins``
-01_scrape                  ``scrape`` (npm / http downloads), ``render`` + ``lineart`` (SVG -> colour,
-                           line art, mask), ``split`` (by family), ``synthetic`` (smoke creatures),
-                           ``userdata`` (Kaggle pairs, your own folder), ``derive`` (instructions
-                           nobody wrote)
-02_cnn_lstm_captioning     ``cnn_lstm`` (the captioner), ``tokenizer``, ``caption_sets`` (caption sets,
-                           instruction folders), ``recolor`` (counterfactual copies), ``reference_csv``,
-                           ``caption_metrics``
-03_clip_captioning         ``clip_interrogate`` (clip-interrogator), ``palette`` (its offline stand-in),
-                           ``colors`` (basic colour terms), ``caption_sets``, ``caption_metrics``
-04_finetune                ``train`` (the trainer), ``train_config`` (its ``TrainConfig``, without torch),
-                           ``scratch_models`` (small SD models), ``inference``,
-                           ``train_report`` (04's tables, figures, model card)
-05_compare                 ``evaluate`` (generation, scoring, colour control), ``metrics``, ``inference``,
-                           ``figures`` (grids, colour ladders, bar charts), ``flat`` (the drawing coloured
-                           flat at its own size), ``drawing`` (the test characters at that size)
-the report, the runner     ``report`` (``reports/<p>/index.html``), ``pipeline`` (``run_all.sh``),
-                           ``repocheck`` (CI's checks of the repository)
-the demo                   ``demo`` (Gradio), ``onnx_unet`` (its UNets on onnxruntime on CPU), ``colab``
-                           (the notebooks' setup cell in Colab)
-=========================  ============================================================================
+=============  =====================================================================================
+folder         what it holds
+=============  =====================================================================================
+``core``       what every step shares: atomic writes, colour names, the palette reader, places on a
+               character, the closed regions and the flat fill, the manifest, progress bars
+``config``     every step's settings (one dataclass per params section) and the one loader,
+               ``load_study(profile_or_file)``
+``scrape``     01_scrape: sprites, rendering, line art, the split, derived instructions
+``captions``   02_cnn_lstm_captioning and 03_clip_captioning: the captioners, caption sets, instruction
+               folders, recolouring, phrasings
+``inference``  a saved pipeline colouring line art (04's previews, 05, the demo)
+``train``      04_finetune: data, loss, models, the shared VAE, the loop, the model card
+``compare``    05_compare: generation and scoring, metrics, figures, the report
+``demo``       the Gradio demo
+``runner``     ``./run_all.sh``, the import graph, CI's repository checks, the Colab set-up cell
+=============  =====================================================================================
 """
 
 __version__ = "0.1.0"

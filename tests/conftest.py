@@ -24,7 +24,7 @@ def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def smoke_data(tmp_root: Path):
     """Synthetic smoke creatures written under ``tmp_root`` (48 at 64 px, seed 42)."""
     from t2p_utils.config import Paths
-    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.scrape.synthetic import make_synthetic
 
     paths = Paths.for_profile("smoke", tmp_root)
     creatures = make_synthetic(paths, n=48, size=64, seed=42)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2p_utils.synthetic import Creature, draw_creature, random_creature
+from t2p_utils.scrape.synthetic import Creature, draw_creature, random_creature
 
 
 def creature(i: int, size: int = 64, seed: int = 7) -> tuple[Creature, Image.Image, Image.Image, Image.Image]:

@@ -14,13 +14,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2p_utils import evaluate as E
-from t2p_utils import metrics as M
-from t2p_utils.colors import BASIC_PROTOTYPES, color_coverage
-from t2p_utils.palette import PaletteSettings, palette_caption
-from t2p_utils.places import PLACE_PAIRS, PlaceError, place_masks, split_masks
-from t2p_utils.recolor import RecolorSettings, part_copies, part_recolor
-from t2p_utils.templates import NP_FRAMES, heldout_frames, instruction_for, parse_places, phrasings, place_imperatives
+from t2p_utils.captions.recolor import RecolorSettings, part_copies, part_recolor
+from t2p_utils.captions.templates import (
+    NP_FRAMES,
+    heldout_frames,
+    instruction_for,
+    parse_places,
+    phrasings,
+    place_imperatives,
+)
+from t2p_utils.compare import metrics as M
+from t2p_utils.compare import run as E
+from t2p_utils.config import compare as CC
+from t2p_utils.core.colors import BASIC_PROTOTYPES, color_coverage
+from t2p_utils.core.palette import PaletteSettings, palette_caption
+from t2p_utils.core.places import PLACE_PAIRS, PlaceError, place_masks, split_masks
 
 S = 48
 
@@ -50,7 +58,7 @@ def body_painter(region_: np.ndarray, color: str) -> np.ndarray:
 def scores(make_ab, make_ba, n: int = 10) -> list[float]:
     out = []
     for k in range(n):
-        a, b = E.binding_pair_of(k, M.BINDING_PAIRS)
+        a, b = E.binding_pair_of(k, CC.BINDING_PAIRS)
         pair = list(PLACE_PAIRS)[k % 2]
         r = region(k)
         out.append(M.binding_score(make_ab(r, pair, a, b, k), make_ba(r, pair, a, b, k), r, pair, a, b))
@@ -127,10 +135,10 @@ def test_places_are_disjoint_and_where_the_words_say() -> None:
 
 
 def test_binding_prompts_fill_both_colours() -> None:
-    for _, template in {**M.BINDING_TEMPLATES, **M.BINDING_HELDOUT}.values():
+    for _, template in {**CC.BINDING_TEMPLATES, **CC.BINDING_HELDOUT}.values():
         text = M.binding_prompt(template, "orange", "blue")
         assert "orange" in text and "blue" in text and "{" not in text
-    assert M.binding_prompt(M.BINDING_TEMPLATES["body_belly"][1], "orange", "red") == \
+    assert M.binding_prompt(CC.BINDING_TEMPLATES["body_belly"][1], "orange", "red") == \
         "Turn it into a creature with an orange body and a red belly at the bottom."
 
 
@@ -221,7 +229,7 @@ def test_no_training_phrasing_uses_a_held_out_frame() -> None:
 def test_written_instruction_folders_use_no_held_out_frame(tmp_path) -> None:
     """The instruction dataset the models train on (any folder on disk, e.g. after a smoke run) never opens with a
     held-out frame; checked here on a folder written by write_instructions in varied mode."""
-    from t2p_utils.caption_sets import write_instructions
+    from t2p_utils.captions.sets import write_instructions
     from t2p_utils.config import Paths
 
     paths = Paths("smoke", tmp_path)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from t2p_utils.caption_metrics import color_scores, corpus_bleu, score_captions, unk_rate, words
+from t2p_utils.captions.quality import color_scores, corpus_bleu, score_captions, unk_rate, words
 
 
 def test_bleu_hand_computed_two_sentence_corpus() -> None:
@@ -64,7 +64,7 @@ def test_unk_rate_and_lengths() -> None:
 def test_caption_findings_are_computed_from_the_table() -> None:
     import pandas as pd
 
-    from t2p_utils.caption_metrics import caption_findings
+    from t2p_utils.captions.quality import caption_findings
 
     row = dict(source="cnn_lstm", captioner="cnn_lstm", stand_in=False, n=10, bleu4=0.125, bleu_n=4,
                ref_color_recall=0.0, color_precision=float("nan"), color_recall=0.0, colors_per_caption=0.0,

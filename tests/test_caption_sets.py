@@ -9,24 +9,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from t2p_utils.caption_sets import (
-    CaptionConfig,
-    build_table,
-    clean_caption,
-    load_caption_config,
-    read_caption_csv,
-    run_captions,
-)
-from t2p_utils.colors import color_words
-from t2p_utils.config import ConfigError, Paths, load_params, section
-from t2p_utils.templates import heldout_frames, phrasings
+from t2p_utils.captions.sets import build_table, clean_caption, read_caption_csv, run_captions
+from t2p_utils.captions.templates import heldout_frames, phrasings
+from t2p_utils.config import CaptionConfig, ConfigError, Paths, load_params, load_study, section
+from t2p_utils.core.colors import color_words
 
 pytestmark = pytest.mark.integration
 
 
 def _smoke() -> tuple[Paths, CaptionConfig]:
     """(paths, cfg) of the smoke profile under ``$T2P_ROOT``: what the notebook helpers take."""
-    return Paths.for_profile("smoke"), load_caption_config("smoke")
+    return Paths.for_profile("smoke"), load_study("smoke").captions
 
 
 @pytest.fixture
@@ -38,11 +31,11 @@ def captioned(smoke_data):
 
 def test_profiles_parse_and_smoke_uses_stand_in() -> None:
     for p in ("smoke", "cpu", "full"):
-        cfg = load_caption_config(p)
+        cfg = load_study(p).captions
         assert "cnn_lstm" in cfg.sources and "clip" in cfg.sources
-    assert load_caption_config("smoke").clip_backend == "palette"
-    assert load_caption_config("cpu").clip_backend == "palette"
-    full = load_caption_config("full")
+    assert load_study("smoke").captions.clip_backend == "palette"
+    assert load_study("cpu").captions.clip_backend == "palette"
+    full = load_study("full").captions
     assert (full.clip_backend, full.clip_model_name, full.caption_model_name) == ("interrogator", "ViT-L-14/openai", "blip-large")
     with pytest.raises(ConfigError, match="unknown key"):
         section({"captions": {"epochz": 3}}, "captions", CaptionConfig)
@@ -55,7 +48,7 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
     paths, creatures, summary = captioned
     parts = {c.sprite_id: c.parts for c in creatures}
     assert summary["source"].tolist() == ["reference", "cnn_lstm", "clip", "palette"]
-    cfg = load_caption_config("smoke")
+    cfg = load_study("smoke").captions
     n_train = 38  # 48 creatures, 80/10/10
     n_kept = round(cfg.reference_share * n_train)
     for source in ("cnn_lstm", "clip", "palette"):
@@ -110,7 +103,7 @@ def test_smoke_captions_instructions_and_quality(captioned) -> None:
     assert ref_csv != paths.reference_captions and len(pd.read_csv(ref_csv)) == n_kept
     assert "faithful" in pd.read_csv(paths.reference_captions, comment="#").columns
 
-    from t2p_utils.caption_metrics import quality_table
+    from t2p_utils.captions.quality import quality_table
 
     table = quality_table(*_smoke()).set_index("source")
     assert (paths.reports / "caption_quality.csv").exists() and (paths.reports / "caption_quality.json").exists()
@@ -180,11 +173,11 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
 
     import torch
 
-    import t2p_utils.caption_sets as cap
+    import t2p_utils.captions.sets as cap
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     paths, _ = smoke_data
-    cfg = dataclasses.replace(load_caption_config("smoke"), clip_backend="tiny", clip_mode="fast", clip_batch_size=16)
+    cfg = dataclasses.replace(load_study("smoke").captions, clip_backend="tiny", clip_mode="fast", clip_batch_size=16)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -195,7 +188,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
     gen = df[df["caption_source"] != "reference"]
     assert run.stand_in and "tiny random models" in run.captioner and len(gen) == run.n_generated > 0
     # fast mode: "<BLIP caption>, <label>, <label>, ..." with labels from the tiny label lists
-    from t2p_utils.clip_interrogate import TINY_LABELS
+    from t2p_utils.captions.clip_interrogate import TINY_LABELS
 
     labels = {x for v in TINY_LABELS.values() for x in v}
     for c in gen["generated"]:
@@ -208,10 +201,10 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
 def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:
     import dataclasses
 
-    from t2p_utils.caption_sets import train_or_load_cnn_lstm
+    from t2p_utils.captions.sets import train_or_load_cnn_lstm
 
     paths, _ = smoke_data
-    cfg = dataclasses.replace(load_caption_config("smoke"), epochs=2)
+    cfg = dataclasses.replace(load_study("smoke").captions, epochs=2)
     first = train_or_load_cnn_lstm(paths, cfg, progress=False)
     stamp = (paths.model("cnn_lstm") / "model.safetensors").stat().st_mtime_ns
     again = train_or_load_cnn_lstm(paths, cfg, progress=False)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from t2p_utils import clip_interrogate as cc
+from t2p_utils.captions import clip_interrogate as cc
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2p_utils.cnn_lstm import (
+from t2p_utils.captions.cnn_lstm import (
     UNK,
     CnnLstmConfig,
     Vocab,
@@ -137,7 +137,7 @@ def test_early_stopping_keeps_best_epoch() -> None:
     assert all(v > vals[trained.best_epoch - 1] - 1e-4 for v in vals[trained.best_epoch :])
     assert len(vals) == trained.best_epoch + 3
     # the returned model is the best epoch's: its validation loss is the recorded one
-    from t2p_utils.cnn_lstm import evaluate_loss
+    from t2p_utils.captions.cnn_lstm import evaluate_loss
 
     seqs = [trained.vocab.encode(c) for c in CAPTIONS[::-1]]
     assert evaluate_loss(trained.model, imgs, seqs, cfg.max_len) == pytest.approx(vals[trained.best_epoch - 1], abs=1e-5)

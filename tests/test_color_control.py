@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2p_utils import metrics as M
-from t2p_utils.colors import BASIC_PROTOTYPES
+from t2p_utils.compare import metrics as M
+from t2p_utils.config import compare as CC
+from t2p_utils.core.colors import BASIC_PROTOTYPES
 
 S = 48
-COLORS = list(M.CONTROL_COLORS)
+COLORS = list(CC.CONTROL_COLORS)
 
 
 def region() -> np.ndarray:
@@ -109,15 +110,15 @@ def test_named_share_weights_adherence_by_coverage() -> None:
 
 
 def test_settings_are_never_chosen_on_the_test_split(tmp_path) -> None:
-    from t2p_utils.config import Paths
-    from t2p_utils.evaluate import CompareConfig, score_split
+    from t2p_utils.compare.run import score_split
+    from t2p_utils.config import CompareConfig, Paths
 
     with pytest.raises(ValueError, match="never test"):
         score_split(Paths("smoke", tmp_path), object(), CompareConfig(), split="test")
 
 
 def test_min_snr_weights_known_values() -> None:
-    from t2p_utils.train import ddpm_scheduler, min_snr_weights
+    from t2p_utils.train.loss import ddpm_scheduler, min_snr_weights
 
     for prediction in ("epsilon", "v_prediction"):
         sched = ddpm_scheduler(prediction)
@@ -134,7 +135,7 @@ def test_min_snr_weights_known_values() -> None:
 def test_text_time_unet_output_depends_on_the_prompt_embedding() -> None:
     import torch
 
-    from t2p_utils.scratch_models import build_unet
+    from t2p_utils.train.models import build_unet
 
     unet = build_unet("tiny", 32, text_time=True).eval()
     assert unet.config.addition_embed_type == "text"

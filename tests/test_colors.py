@@ -1,12 +1,12 @@
-"""Unit tests for the shared colour API (t2p_utils.colors)."""
+"""Unit tests for the shared colour API (t2p_utils.core.colors)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from t2p_utils import colors as C
-from t2p_utils.synthetic import OUTLINE, SYNTH_COLORS
+from t2p_utils.core import colors as C
+from t2p_utils.scrape.synthetic import OUTLINE, SYNTH_COLORS
 
 
 def _img(rgb: tuple[int, int, int], size: int = 4) -> np.ndarray:

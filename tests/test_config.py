@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from t2p_utils.config import ConfigError, Paths, from_dict, load_params, section
-from t2p_utils.scrape import ScrapeConfig
+from t2p_utils.config import ConfigError, Paths, ScrapeConfig, from_dict, load_params, section
 
 
 def test_paths_follow_the_data_contracts(tmp_root: Path) -> None:
@@ -72,10 +71,7 @@ def test_resolve_device_auto_and_explicit() -> None:
 
 
 def test_the_top_level_seed_reaches_every_step_unless_a_section_sets_its_own() -> None:
-    from t2p_utils.caption_sets import CaptionConfig
-    from t2p_utils.evaluate import CompareConfig
-    from t2p_utils.scrape import ScrapeConfig
-    from t2p_utils.train import TrainConfig
+    from t2p_utils.config import CaptionConfig, CompareConfig, ScrapeConfig, TrainConfig
 
     params = {"seed": 7, "train": {"seed": 3}, "captions": {}}
     assert section(params, "scrape", ScrapeConfig).seed == 7
@@ -90,10 +86,7 @@ def test_code_defaults_are_the_full_recipe_so_no_default_disagrees() -> None:
     never differs from its code default (smoke and cpu state every value where they differ from it)."""
     import dataclasses
 
-    from t2p_utils.caption_sets import CaptionConfig
-    from t2p_utils.evaluate import CompareConfig
-    from t2p_utils.scrape import ScrapeConfig
-    from t2p_utils.train import TrainConfig
+    from t2p_utils.config import CaptionConfig, CompareConfig, ScrapeConfig, TrainConfig
 
     full = load_params("full")
     wrong = []
@@ -110,19 +103,16 @@ def test_one_study_config_holds_every_step_and_reading_compare_does_not_import_t
     import subprocess
     import sys
 
-    from t2p_utils.caption_sets import load_caption_config
-    from t2p_utils.evaluate import load_compare_config
-    from t2p_utils.study import load_study
-    from t2p_utils.train import load_train_config
+    from t2p_utils.config.study import load_study
 
     path = tmp_root / "mine.yaml"
     path.write_text("extends: cpu\nseed: 11\ncompare: {steps: 4}\n")
     study = load_study(str(path))
     assert (study.paths.profile, study.seed) == ("mine", 11)
-    assert study.compare == load_compare_config(str(path)) and study.compare.steps == 4
-    assert study.captions == load_caption_config(str(path)) and study.captions.seed == 11
-    assert study.train == load_train_config(str(path)) and study.train.seed == 11 and study.scrape.seed == 11
-    code = ("import sys; from t2p_utils.study import load_study; load_study('cpu').compare; "
-            "print('t2p_utils.train' in sys.modules)")
+    assert study.compare == load_study(str(path)).compare and study.compare.steps == 4
+    assert study.captions == load_study(str(path)).captions and study.captions.seed == 11
+    assert study.train == load_study(str(path)).train and study.train.seed == 11 and study.scrape.seed == 11
+    code = ("import sys; from t2p_utils.config.study import load_study; load_study('cpu').compare; "
+            "print('t2p_utils.train.loop' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -23,11 +23,11 @@ import torch
 from PIL import Image, ImageDraw
 from test_evaluate import save_tiny_pipeline  # the tiny IP2P pipeline the evaluation tests build
 
-from t2p_utils import colab
-from t2p_utils import demo as D
-from t2p_utils.colors import BASIC_PROTOTYPES, color_words, rgb_to_lab
 from t2p_utils.config import Paths
-from t2p_utils.synthetic import make_synthetic
+from t2p_utils.core.colors import BASIC_PROTOTYPES, color_words, rgb_to_lab
+from t2p_utils.demo import app as D
+from t2p_utils.runner import colab
+from t2p_utils.scrape.synthetic import make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,7 +45,7 @@ def ring_lineart(size: int = 64, width: int = 3, box: tuple[int, int, int, int] 
 
 def creature_lineart(size: int = 256, mode: str = "RGB") -> Image.Image:
     """A body (ellipse) split by a belly line, with one eye: four closed regions, none over half the page
-    (t2p_utils.flat's leak check takes one region over half the page for a frame)."""
+    (t2p_utils.core.flat's leak check takes one region over half the page for a frame)."""
     im = Image.new(mode, (size, size), "white" if mode == "RGB" else (255, 255, 255, 0))
     pen = ImageDraw.Draw(im)
     w = max(2, size // 64)
@@ -228,7 +228,7 @@ def test_models_load_once_with_labels_and_unavailable_reasons(demo_root: Paths, 
     assert [m.name for m in models.values() if m.available] == ["ip2p_cnn_lstm", "ip2p_clip"]
     assert models["ip2p_reference"].error.startswith("failed to load:")  # the broken weights, with the reason
     assert "model_index.json" in models["ip2p_palette"].error and "./run_all.sh smoke" in models["ip2p_palette"].error
-    # labels and stand-ins come from t2p_utils.evaluate.resolve_models
+    # labels and stand-ins come from t2p_utils.compare.run.resolve_models
     assert models["ip2p_cnn_lstm"].label == "CNN-LSTM captions"
     assert models["ip2p_clip"].label == "CLIP captions (palette stand-in)"
     assert "palette captioner instead of CLIP" in models["ip2p_clip"].status
@@ -445,7 +445,7 @@ def test_strokes_with_big_gaps_fall_back_to_the_raw_output_upsampled_with_the_no
     flat, drawn = np.asarray(out.flat), np.asarray(line.convert("RGB"))
     strokes = out.flat_result.regions.stroke
     assert (flat[strokes] == drawn[strokes]).all()  # the drawing's strokes, exactly
-    from t2p_utils.userdata import mask_from_lineart
+    from t2p_utils.scrape.userdata import mask_from_lineart
 
     inside = mask_from_lineart(drawn)[0] & ~strokes
     np.testing.assert_array_equal(flat[inside], expected[inside])  # the raw output enlarged inside, not a blob
@@ -471,7 +471,7 @@ def test_a_drawing_flat_fill_cannot_segment_shows_the_raw_output_with_its_messag
 
 def test_gallery_lists_the_held_out_test_characters(demo_root: Paths) -> None:
     gallery = D.held_out_gallery("smoke", demo_root.root)
-    from t2p_utils.manifest import read_manifest
+    from t2p_utils.core.manifest import read_manifest
 
     df = read_manifest(demo_root.manifest)
     ids = df.loc[df["split"] == "test", "id"].astype(str)
@@ -485,7 +485,7 @@ def test_gallery_orders_ids_as_numbers(tmp_root: Path) -> None:
     assert sorted(["189", "19", "2", "s10", "s2", "110"], key=D._natural) == ["2", "19", "110", "189", "s2", "s10"]
     paths = Paths.for_profile("smoke", tmp_root)
     make_synthetic(paths, n=30, size=64, seed=42)
-    from t2p_utils.manifest import read_manifest, write_manifest
+    from t2p_utils.core.manifest import read_manifest, write_manifest
 
     df = read_manifest(paths.manifest)
     test = df.index[df["split"] == "test"]
@@ -705,4 +705,4 @@ def test_colab_cell_is_guarded_and_notebooks_use_one_url() -> None:
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         cells = ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]]
         setup = [c for c in cells if c.startswith(colab.CELL_MARKER)]
-        assert setup in ([], [cell]), f"{nb.name}: its Colab cell differs from t2p_utils.colab.setup_cell()"
+        assert setup in ([], [cell]), f"{nb.name}: its Colab cell differs from t2p_utils.runner.colab.setup_cell()"

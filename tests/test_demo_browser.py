@@ -24,8 +24,8 @@ import pytest
 from PIL import Image, ImageDraw
 from test_demo import demo_root  # noqa: F401 - a fixture shared with the unit tests
 
-from t2p_utils import demo as D
 from t2p_utils.config import Paths
+from t2p_utils.demo import app as D
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("T2P_CHROMIUM", "/usr/bin/chromium"))

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2p_utils import flat as F
-from t2p_utils import metrics as M
+from t2p_utils.compare import metrics as M
+from t2p_utils.compare.drawing import DrawingError, make_drawings
 from t2p_utils.config import Paths
-from t2p_utils.drawing import DrawingError, make_drawings
-from t2p_utils.manifest import write_manifest
-from t2p_utils.synthetic import Creature, draw_creature, make_synthetic
+from t2p_utils.core import flat as F
+from t2p_utils.core.manifest import write_manifest
+from t2p_utils.scrape.synthetic import Creature, draw_creature, make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {"body": "red", "belly": "yellow", "eyes": "blue", "ears": "green", "tail": "purple"}

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from t2p_utils import evaluate as E
-from t2p_utils.config import Paths
-from t2p_utils.synthetic import make_synthetic
+from t2p_utils.compare import run as E
+from t2p_utils.config import CompareConfig, Paths, load_study, section
+from t2p_utils.config import compare as CC
+from t2p_utils.scrape.synthetic import make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 N_CREATURES = 30  # -> 3 test ids
@@ -59,25 +60,25 @@ class OracleBackend:
 
 
 @pytest.fixture(scope="module")
-def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, E.CompareConfig, OracleBackend, E.CompareResult]:
+def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, CompareConfig, OracleBackend, E.CompareResult]:
     paths = make_root(tmp_path_factory.mktemp("oracle"))
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
-    cfg = E.load_compare_config("smoke", paths.root)
+    cfg = load_study("smoke", paths.root).compare
     backend = OracleBackend(paths)
     return paths, cfg, backend, E.run_compare(paths, cfg, backend=backend)
 
 
 def test_params_sections_build_configs() -> None:
-    smoke = E.load_compare_config("smoke", REPO)
-    full = E.load_compare_config("full", REPO)
+    smoke = load_study("smoke", REPO).compare
+    full = load_study("full", REPO).compare
     assert "base" not in smoke.models and "base" in full.models
     assert full.clip_direction and not smoke.clip_direction
-    assert E.load_compare_config("cpu", REPO).outline_l == 60.0 and full.outline_l == 35.0
+    assert load_study("cpu", REPO).compare.outline_l == 60.0 and full.outline_l == 35.0
     assert min(full.sweep_image_guidance) == 1.0 and max(full.sweep_image_guidance) == 2.2
     assert min(full.sweep_text_guidance) == 3.0 and max(full.sweep_text_guidance) == 12.0
     with pytest.raises(ValueError, match="unknown key"):
-        E.section({"compare": {"stepz": 3}}, "compare", E.CompareConfig)
+        section({"compare": {"stepz": 3}}, "compare", CompareConfig)
 
 
 def test_showcase_rule_is_an_even_spread() -> None:
@@ -191,14 +192,14 @@ def test_full_profile_adds_zero_shot_base_seeds_and_clip_direction(tmp_path: Pat
     make_synthetic(paths, n=N_CREATURES, size=64, seed=42)
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
-    cfg = E.load_compare_config("full", paths.root)
+    cfg = load_study("full", paths.root).compare
     assert cfg.seeds == [0, 1, 2] and "base" in cfg.models and cfg.clip_direction
     cfg = dataclasses.replace(cfg, n_boot=200, seeds=[0, 1], sweep_image_guidance=[1.0, 2.2], sweep_text_guidance=[3.0, 12.0],
                               torch_threads=1)
     backend = OracleBackend(paths)
     factory_calls: list[str] = []
 
-    def factory(c: E.CompareConfig, device: str) -> Any:
+    def factory(c: CompareConfig, device: str) -> Any:
         factory_calls.append(f"{c.clip_model}/{c.clip_pretrained}")
         return tiny_clip_scorer()
 
@@ -222,7 +223,7 @@ def test_full_profile_adds_zero_shot_base_seeds_and_clip_direction(tmp_path: Pat
 def test_clear_errors(tmp_path: Path) -> None:
     paths = Paths.for_profile("smoke", root=tmp_path)
     shutil.copytree(REPO / "params", tmp_path / "params")
-    cfg = E.load_compare_config("smoke", tmp_path)
+    cfg = load_study("smoke", tmp_path).compare
     with pytest.raises(FileNotFoundError, match="01_scrape"):
         E.run_compare(paths, cfg, backend=OracleBackend(paths))
     make_synthetic(paths, n=N_CREATURES, size=64, seed=42)
@@ -247,8 +248,8 @@ def test_clear_errors(tmp_path: Path) -> None:
 def save_tiny_pipeline(folder: Path) -> None:
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 
-    from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
-    from t2p_utils.tokenizer import offline_clip_tokenizer
+    from t2p_utils.train.models import build_text_encoder, build_unet, build_vae
+    from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=build_vae("tiny", 64), text_encoder=build_text_encoder("tiny"), tokenizer=offline_clip_tokenizer(),
@@ -268,10 +269,10 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     save_tiny_pipeline(paths.model("ip2p_cnn_lstm"))
     shutil.copytree(paths.model("ip2p_cnn_lstm"), paths.model("ip2p_clip"))
     # the code defaults are the full recipe (3 seeds, 2 sweep characters, CLIP from the hub): this test's are tiny
-    cfg = E.CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
+    cfg = CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
                           sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
                           sweep_ids=1, clip_direction=False)
-    backend = E.TrainBackend()  # t2p_utils.inference.load_pipeline / generate
+    backend = E.TrainBackend()  # t2p_utils.inference.pipeline.load_pipeline / generate
     first = E.run_compare(paths, cfg, backend=backend)
     assert len(first.samples) == 2 * 2 * 4 * 2
     img = Image.open(paths.reports / first.samples["image"].iloc[0])
@@ -298,7 +299,7 @@ def test_unets_on_onnxruntime_score_as_on_pytorch(tmp_path: Path, monkeypatch: p
     save_tiny_pipeline(paths.model("ip2p_clip"))
     runs = {}
     for engine in ("torch", "auto"):
-        cfg = E.CompareConfig(models=["ip2p_clip"], steps=3, max_test=3, sweep_image_guidance=[1.0],
+        cfg = CompareConfig(models=["ip2p_clip"], steps=3, max_test=3, sweep_image_guidance=[1.0],
                               sweep_text_guidance=[5.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
                               sweep_ids=1, clip_direction=False, unet_backend=engine)
         runs[engine] = E.run_compare(paths, cfg)  # the default backend: TrainBackend(cfg.unet_backend)
@@ -309,7 +310,7 @@ def test_unets_on_onnxruntime_score_as_on_pytorch(tmp_path: Path, monkeypatch: p
     for col in ("ssim", "delta_e", "leakage", "line_preservation"):
         np.testing.assert_allclose(b[col], a[col], atol=0.02 if col != "delta_e" else 0.5)
     with pytest.raises(ValueError, match="unet_backend must be one of"):
-        E.CompareConfig(unet_backend="tensorrt")
+        CompareConfig(unet_backend="tensorrt")
 
 
 class PlaceOracle:
@@ -318,7 +319,7 @@ class PlaceOracle:
     background kept), ``ip2p_cnn_lstm`` paints the whole character the first colour named (the seed's failure mode 2)."""
 
     def __init__(self, paths: Paths) -> None:
-        from t2p_utils.palette import load_lineart, load_rgb_mask
+        from t2p_utils.core.palette import load_lineart, load_rgb_mask
 
         self.sprites: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for p in paths.lineart_dir.glob("*.png"):
@@ -330,8 +331,8 @@ class PlaceOracle:
 
     def generate(self, pipe: str, images: list[Image.Image], prompts: list[str], steps: int,
                  text_guidance: float, image_guidance: float, seed: int) -> list[Image.Image]:
-        from t2p_utils.colors import color_words
-        from t2p_utils.recolor import part_recolor, recolor
+        from t2p_utils.captions.recolor import part_recolor, recolor
+        from t2p_utils.core.colors import color_words
 
         out = []
         for im, prompt in zip(images, prompts, strict=True):
@@ -351,13 +352,13 @@ def test_binding_known_answer_through_the_chain(tmp_path: Path) -> None:
     paths = make_root(tmp_path, n=40)  # -> 4 test ids
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
-    cfg = dataclasses.replace(E.load_compare_config("smoke", paths.root), sweep_text_guidance=[3.0],
+    cfg = dataclasses.replace(load_study("smoke", paths.root).compare, sweep_text_guidance=[3.0],
                               sweep_image_guidance=[1.5])
     res = E.run_compare(paths, cfg, backend=PlaceOracle(paths))
     b = res.binding
     n_ids = len(res.summary["test_ids"])
     assert len(b) == 2 * n_ids * len(cfg.binding_templates) * 2  # models x ids x templates x (raw, flat)
-    assert set(b["template"]) == set(E.M.BINDING_TEMPLATES) | set(E.M.BINDING_HELDOUT)
+    assert set(b["template"]) == set(CC.BINDING_TEMPLATES) | set(CC.BINDING_HELDOUT)
     m = res.metrics.set_index(["model", "variant", "prompt", "metric"])
     for prompt in ("binding:all", "binding:heldout"):
         assert m.loc[("ip2p_clip", "raw", prompt, "binding")]["mean"] > 0.99  # each place as asked: 1

@@ -1,4 +1,4 @@
-"""Known-answer tests of exact colours (t2p_utils.exact_colors): what the model is asked, what the regions get."""
+"""Known-answer tests of exact colours (t2p_utils.demo.exact_colors): what the model is asked, what the regions get."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from test_flat import halves, two_boxes  # a drawing of two closed boxes, and a model output per half
 
-from t2p_utils import flat as F
-from t2p_utils.colors import BASIC_COLORS, color_words, name_color
-from t2p_utils.exact_colors import CSS_COLORS, apply_exact, match_exact, parse_exact
+from t2p_utils.core import flat as F
+from t2p_utils.core.colors import BASIC_COLORS, color_words, name_color
+from t2p_utils.demo.exact_colors import CSS_COLORS, apply_exact, match_exact, parse_exact
 
 BLUE, RED = (40, 90, 220), (220, 30, 40)  # the model's blue (left box) and red (right box)
 EXACT = (58, 123, 213)  # #3a7bd5

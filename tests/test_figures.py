@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from test_evaluate import OracleBackend, fake_model, make_root
 
-from t2p_utils import evaluate as E
-from t2p_utils import figures as G
-from t2p_utils.synthetic import SYNTH_COLORS
+from t2p_utils.compare import figures as G
+from t2p_utils.compare import run as E
+from t2p_utils.config import load_study
+from t2p_utils.scrape.synthetic import SYNTH_COLORS
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, E.CompareRes
     paths = make_root(tmp_path_factory.mktemp("figures"))
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
-    cfg = E.load_compare_config("smoke", paths.root)
+    cfg = load_study("smoke", paths.root).compare
     res = E.run_compare(paths, cfg, backend=OracleBackend(paths))
     return paths, res, G.make_all_figures(paths, res)
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of flat colouring at the drawing's size (t2p_utils.flat)."""
+"""Known-answer tests of flat colouring at the drawing's size (t2p_utils.core.flat)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2p_utils import flat as F
-from t2p_utils.synthetic import SYNTH_COLORS, Creature, draw_creature
+from t2p_utils.core import flat as F
+from t2p_utils.scrape.synthetic import SYNTH_COLORS, Creature, draw_creature
 
 INK = (13, 19, 26)
 RED, BLUE = (220, 30, 40), (40, 90, 220)
@@ -117,7 +117,7 @@ def test_transparent_line_art_keeps_its_transparent_background() -> None:
 
 def test_synthetic_creature_with_its_own_colours_comes_back_flat_and_close() -> None:
     """The ground truth at 64 px as the 'model output' gives the ground truth back at 256 px, nearly."""
-    from t2p_utils.colors import delta_e2000, rgb_to_lab
+    from t2p_utils.core.colors import delta_e2000, rgb_to_lab
 
     c = Creature("s000", "cat", {"body": "red", "belly": "yellow", "eyes": "blue", "ears": "green", "tail": "purple"})
     col, line, mask = draw_creature(c, 256, np.random.default_rng(0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from t2p_utils.io import atomic_write_json, atomic_write_text
+from t2p_utils.core.io import atomic_write_json, atomic_write_text
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -36,7 +36,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> No
 def test_append_csv_row_writes_the_header_once(tmp_path: Path) -> None:
     import csv
 
-    from t2p_utils.io import append_csv_row
+    from t2p_utils.core.io import append_csv_row
 
     out = tmp_path / "sub" / "log.csv"
     append_csv_row(out, {"tag": "a", "score": 0.5})
@@ -52,7 +52,7 @@ def test_append_csv_row_writes_the_header_once(tmp_path: Path) -> None:
 def test_rgb_on_white_composites_every_kind_of_transparency() -> None:
     from PIL import Image
 
-    from t2p_utils.io import rgb_on_white
+    from t2p_utils.core.io import rgb_on_white
 
     rgba = Image.new("RGBA", (2, 1), (255, 0, 0, 255))
     rgba.putpixel((1, 0), (0, 0, 255, 0))  # fully transparent blue

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from t2p_utils import metrics as M
+from t2p_utils.compare import metrics as M
 
 S = 40  # image side
 

@@ -1,4 +1,4 @@
-"""The onnxruntime UNet (t2p_utils.onnx_unet): same outputs as the torch UNet, same images, clear fallbacks."""
+"""The onnxruntime UNet (t2p_utils.inference.onnx_unet): same outputs as the torch UNet, same images, clear fallbacks."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from t2p_utils import onnx_unet as O
-from t2p_utils.inference import generate, make_pipeline
-from t2p_utils.scratch_models import build_text_encoder, build_unet, build_vae
-from t2p_utils.tokenizer import offline_clip_tokenizer
-from t2p_utils.train import ddpm_scheduler
+from t2p_utils.inference import onnx_unet as O
+from t2p_utils.inference.pipeline import generate, make_pipeline
+from t2p_utils.train.loss import ddpm_scheduler
+from t2p_utils.train.models import build_text_encoder, build_unet, build_vae
+from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

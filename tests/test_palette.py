@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from t2p_utils.colors import color_words
-from t2p_utils.palette import (
+from t2p_utils.core.colors import color_words
+from t2p_utils.core.palette import (
     PaletteSettings,
     caption_files,
     kmeans_lab,
     palette_caption,
     thin_outline,
 )
-from t2p_utils.synthetic import OUTLINE, Creature, draw_creature
+from t2p_utils.scrape.synthetic import OUTLINE, Creature, draw_creature
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,8 +86,8 @@ def test_synthetic_set_every_caption_names_body_and_belly_only_true_colours(tmp_
     monkeypatch.setenv("T2P_ROOT", str(tmp_path))
     shutil.copytree(REPO / "params", tmp_path / "params")
     from t2p_utils.config import Paths
-    from t2p_utils.manifest import read_manifest
-    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.core.manifest import read_manifest
+    from t2p_utils.scrape.synthetic import make_synthetic
 
     paths = Paths.for_profile("smoke")
     make_synthetic(paths, n=24, size=64)

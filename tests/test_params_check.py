@@ -19,7 +19,9 @@ import pytest
 import yaml
 
 from t2p_utils.config import ConfigError
-from t2p_utils.study import load_study
+from t2p_utils.config.study import load_study
+
+REPO = Path(__file__).resolve().parents[1]
 
 #: one mistake of each class, in a user params file that extends smoke (tiny scratch models: resolution % 8)
 MISTAKES = {
@@ -50,7 +52,7 @@ def _tree(root: Path) -> list[str]:
 def _run_cli(root: Path, params: Path) -> tuple[subprocess.CompletedProcess, float]:
     env = {**os.environ, "T2P_ROOT": str(root), "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "t2p_utils.pipeline", "run", str(params)], cwd=root, env=env,
+    proc = subprocess.run([sys.executable, "-m", "t2p_utils.runner.pipeline", "run", str(params)], cwd=root, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     return proc, time.perf_counter() - t0
 
@@ -92,7 +94,7 @@ def test_every_problem_of_every_section_is_reported_together(tmp_root: Path) -> 
 
 
 def test_the_dataclasses_check_their_own_ranges_for_notebooks_that_build_them() -> None:
-    from t2p_utils.train_config import TrainConfig
+    from t2p_utils.config.train import TrainConfig
 
     with pytest.raises(ConfigError, match=r"\[train\]: key 'learning_rate' must be > 0, got -1\n.*'max_train_steps' "
                                           r"must be >= 1, got 0"):
@@ -106,8 +108,8 @@ def test_the_dataclasses_check_their_own_ranges_for_notebooks_that_build_them() 
 
 def test_the_scratch_resolution_factor_is_the_models_own() -> None:
     """The light check's table agrees with the models it stands for (VAE downsampling x the UNet's levels)."""
-    from t2p_utils import scratch_models as S
-    from t2p_utils.train_config import SCRATCH_UNET_DOWNSAMPLE, SCRATCH_VAE_DOWNSAMPLE, SPACE_TO_DEPTH_PATCH
+    from t2p_utils.config.train import SCRATCH_UNET_DOWNSAMPLE, SCRATCH_VAE_DOWNSAMPLE, SPACE_TO_DEPTH_PATCH
+    from t2p_utils.train import models as S
 
     assert set(SCRATCH_VAE_DOWNSAMPLE) == set(SCRATCH_UNET_DOWNSAMPLE) == set(S.ARCHS)
     for arch in S.ARCHS:
@@ -134,14 +136,13 @@ def test_the_committed_profiles_pass_the_check(profile: str) -> None:
     assert load_study(profile).problems(check_paths=True) == []
 
 
-def test_compare_keys_and_types_read_from_the_source_are_the_dataclass_s() -> None:
-    """Where evaluate (torch, seconds) is not imported, the check reads CompareConfig's fields from its source: the
-    same names and type hints as the dataclass's own (last here: importing evaluate switches the check to it)."""
-    import dataclasses
-    import typing
-
-    from t2p_utils.evaluate import CompareConfig
-    from t2p_utils.study import source_fields
-
-    hints = typing.get_type_hints(CompareConfig)
-    assert source_fields("evaluate", "CompareConfig") == {f.name: hints[f.name] for f in dataclasses.fields(CompareConfig)}
+def test_the_check_builds_every_section_without_torch(tmp_path: Path) -> None:
+    """Every step's dataclass lives in t2p_utils.config: the whole check (compare's ranges too) imports no torch."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: smoke\ncompare:\n  steps: 0\n")
+    code = ("import sys\nfrom t2p_utils.config import load_study\n"
+            f"problems = load_study({str(bad)!r}, check=False).problems()\n"
+            "print(problems)\nassert 'torch' not in sys.modules, 'the check imported torch'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "[compare]" in out.stdout and "steps" in out.stdout

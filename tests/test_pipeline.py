@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from t2p_utils import pipeline
 from t2p_utils.config import Paths
+from t2p_utils.runner import pipeline
 
 
 def _notebook(path: Path, body: str) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from t2p_utils import pipeline, progress
 from t2p_utils.config import Paths
-from t2p_utils.progress import PROGRESS_ENV, ProgressWatcher, phase, tqdm
+from t2p_utils.core import progress
+from t2p_utils.core.progress import PROGRESS_ENV, ProgressWatcher, phase, tqdm
+from t2p_utils.runner import pipeline
 
 
 class FakeTTY(io.StringIO):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from t2p_utils.colors import BASIC_PROTOTYPES, dominant_colors
-from t2p_utils.palette import PaletteSettings, palette_caption
-from t2p_utils.recolor import RecolorSettings, RecolorSkip, recolor, recolor_copies, region_of
+from t2p_utils.captions.recolor import RecolorSettings, RecolorSkip, recolor, recolor_copies, region_of
+from t2p_utils.core.colors import BASIC_PROTOTYPES, dominant_colors
+from t2p_utils.core.palette import PaletteSettings, palette_caption
 
 S = 48
 

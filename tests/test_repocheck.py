@@ -1,11 +1,11 @@
-"""CI's repository checks (t2p_utils.repocheck): the committed notebooks are as nbstripout leaves them."""
+"""CI's repository checks (t2p_utils.runner.repocheck): the committed notebooks are as nbstripout leaves them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from t2p_utils import repocheck
+from t2p_utils.runner import repocheck
 
 REPO = Path(__file__).resolve().parents[1]
 

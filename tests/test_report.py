@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from test_evaluate import OracleBackend, fake_model, make_root
 
-from t2p_utils import evaluate as E
-from t2p_utils import figures as G
-from t2p_utils import report as R
-from t2p_utils.config import Paths
-from t2p_utils.io import atomic_write_json
+from t2p_utils.compare import figures as G
+from t2p_utils.compare import report as R
+from t2p_utils.compare import run as E
+from t2p_utils.config import Paths, load_study
+from t2p_utils.core.io import atomic_write_json
 
 STEPS = [
     {"name": "01_scrape", "notebook_html": "notebooks/01_scrape.html", "seconds": 12.3, "status": "ok"},
@@ -26,8 +26,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, Path]:
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
     summary = {"source": "clip", "caption_stand_in": "palette captioner (offline stand-in for CLIP interrogation)"}
-    atomic_write_json(summary, paths.model("ip2p_clip") / "train_summary.json")  # as t2p_utils.train writes it
-    res = E.run_compare(paths, E.load_compare_config("smoke", paths.root), backend=OracleBackend(paths))
+    atomic_write_json(summary, paths.model("ip2p_clip") / "train_summary.json")  # as t2p_utils.train.loop writes it
+    res = E.run_compare(paths, load_study("smoke", paths.root).compare, backend=OracleBackend(paths))
     G.make_all_figures(paths, res)
     for s in STEPS:
         (paths.reports / s["notebook_html"]).parent.mkdir(parents=True, exist_ok=True)

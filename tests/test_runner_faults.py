@@ -20,9 +20,9 @@ import torch
 from safetensors.torch import save_file
 from test_pipeline import _notebook  # the one fake-notebook writer of the runner's tests
 
-from t2p_utils import pipeline
-from t2p_utils.checkpoints import checkpoint_problem, usable_checkpoint
 from t2p_utils.config import Paths, load_params
+from t2p_utils.runner import pipeline
+from t2p_utils.train.checkpoints import checkpoint_problem, usable_checkpoint
 
 # 04 stands in for training: it writes a tiny model folder per source (weights that open, a model_index.json)
 FAKE_04 = """
@@ -85,7 +85,7 @@ def test_a_second_run_of_the_same_profile_stops_at_once_saying_who_holds_it(
     _notebook(study / "notebooks/01_scrape.ipynb",  # the first run waits in 01 until the test lets it go
               f"import time\nopen({str(started)!r}, 'w').write('x')\n"
               f"while not __import__('os').path.exists({str(go)!r}): time.sleep(0.1)")
-    first = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke", "--to", "01_scrape"],
+    first = subprocess.Popen([sys.executable, "-m", "t2p_utils.runner.pipeline", "run", "smoke", "--to", "01_scrape"],
                              cwd=study, env=_cli_env(study), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(started, first)
@@ -104,7 +104,7 @@ def test_a_second_run_of_the_same_profile_stops_at_once_saying_who_holds_it(
 
 def test_a_killed_run_leaves_no_stale_lock(study: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", ("import sys, time\nfrom t2p_utils import pipeline\nfrom t2p_utils.config import Paths\n"
+        [sys.executable, "-c", ("import sys, time\nfrom t2p_utils.runner import pipeline\nfrom t2p_utils.config import Paths\n"
                                 "with pipeline.profile_lock(Paths.for_profile('smoke')):\n"
                                 "    print('held', flush=True)\n    time.sleep(120)")],
         env=_cli_env(study), stdout=subprocess.PIPE, text=True)
@@ -221,7 +221,7 @@ def test_ctrl_c_ends_on_the_resume_line_and_leaves_no_kernel(study: Path) -> Non
               f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")
     # a terminal's Ctrl-C: SIGINT to the foreground process group (the runner's; jupyter_client puts the kernel in
     # its own session)
-    proc = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke"], cwd=study,
+    proc = subprocess.Popen([sys.executable, "-m", "t2p_utils.runner.pipeline", "run", "smoke"], cwd=study,
                             env=_cli_env(study), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     _wait_for(started, proc)
@@ -268,12 +268,12 @@ def _session_members(sid: int) -> set[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_kill_9_of_the_runner_leaves_no_kernel_or_training_worker_alive(study: Path) -> None:
-    """1: ``kill -9`` of the runner while train_all's worker processes run (t2p_utils.train.worker_pool, as 04
+    """1: ``kill -9`` of the runner while train_all's worker processes run (t2p_utils.train.loop.worker_pool, as 04
     starts them): the kernel exits (ipykernel polls its parent) and the workers die with it."""
     pids = study / "pids.json"
     _notebook(study / "notebooks/01_scrape.ipynb", f"""
 import json, os, time
-from t2p_utils.train import worker_pool
+from t2p_utils.train.loop import worker_pool
 pool = worker_pool(2)
 [f.result() for f in [pool.submit(os.getpid) for _ in range(4)]]  # the initializer has run in each started worker
 busy = [pool.submit(time.sleep, 300) for _ in range(2)]           # training, for as long as the test lasts
@@ -283,7 +283,7 @@ open({str(pids)!r} + ".part", "w").write(json.dumps({{"kernel": os.getpid(), "wo
 os.replace({str(pids)!r} + ".part", {str(pids)!r})
 time.sleep(300)
 """)
-    runner = subprocess.Popen([sys.executable, "-m", "t2p_utils.pipeline", "run", "smoke", "--to", "01_scrape"],
+    runner = subprocess.Popen([sys.executable, "-m", "t2p_utils.runner.pipeline", "run", "smoke", "--to", "01_scrape"],
                               cwd=study, env=_cli_env(study), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(pids, runner)
@@ -309,8 +309,8 @@ import errno, os, sys
 from pathlib import Path
 import nbformat
 import papermill.engines
-import t2p_utils.report
-from t2p_utils import pipeline
+import t2p_utils.compare.report
+from t2p_utils.runner import pipeline
 
 full = Path(sys.argv[1])
 real_write = papermill.engines.write_ipynb
@@ -329,7 +329,7 @@ def build_report(paths, records):
     return out
 
 papermill.engines.write_ipynb = write_ipynb
-t2p_utils.report.build_report = build_report
+t2p_utils.compare.report.build_report = build_report
 sys.exit(pipeline.main(sys.argv[2:]))
 """
 
@@ -358,7 +358,7 @@ def test_a_full_disk_ends_on_one_line_the_report_is_marked_and_a_run_with_room_f
               "import errno, os\n"
               "from pathlib import Path\n"
               "d = Path(os.environ['T2P_ROOT']) / 'models/smoke/ip2p_clip'\n"
-              "(d / '.diffusion_pytorch_model.safetensors.x1y2.part').write_bytes(b'half')  # t2p_utils.io's temp file\n"
+              "(d / '.diffusion_pytorch_model.safetensors.x1y2.part').write_bytes(b'half')  # t2p_utils.core.io's temp file\n"
               "os.utime(d / '.diffusion_pytorch_model.safetensors.x1y2.part', (1, 1))\n"
               "raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(d / 'unet/diffusion_pytorch_model.safetensors'))")
     run = cli("--from", "04_finetune")  # forced from 04 on, as --force is
@@ -431,10 +431,10 @@ def test_a_failed_step_marks_the_last_report_out_of_date_until_a_run_finishes(
         study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """4: a failing cell in 02: the report of the earlier run gets a banner naming the step and the cell (and
     OUT_OF_DATE.txt beside metrics.csv); the run that finishes writes a report without them."""
-    import t2p_utils.report
+    import t2p_utils.compare.report
 
     monkeypatch.setattr(pipeline, "build_index", _real_build_index)  # the study fixture's stand-in writes nothing
-    monkeypatch.setattr(t2p_utils.report, "build_report", lambda paths, records: (
+    monkeypatch.setattr(t2p_utils.compare.report, "build_report", lambda paths, records: (
         (paths.reports / "index.html").write_text("<html><head></head><body class='r'>\n<p>fresh</p></body></html>"),
         paths.reports / "index.html")[1])
     to = "02_cnn_lstm_captioning"  # the report is written after the last step run, here 02 (fewer kernels to start)
@@ -486,7 +486,7 @@ def test_a_resumed_bar_counts_its_eta_from_where_it_started(tmp_path: Path) -> N
     """5: a bar that starts at step 15 of 30 (resumed) and reaches 20 in 10 s has 10 s per 5 steps: 20 s to go."""
     import io
 
-    from t2p_utils.progress import ProgressWatcher
+    from t2p_utils.core.progress import ProgressWatcher
 
     f = tmp_path / "p.jsonl"
     ev = {"pid": 1, "bar": "1-1", "desc": "train clip", "total": 30, "postfix": ""}

@@ -14,19 +14,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from t2p_utils.config import Paths
-from t2p_utils.lineart import SvgError, is_outline, to_lineart
-from t2p_utils.manifest import read_manifest
-from t2p_utils.scrape import (
-    DownloadError,
-    ScrapeConfig,
-    check_integrity,
-    download,
-    fetch_npm_svgs,
-    parse_ids,
-    render_folder,
-)
-from t2p_utils.split import Family, assign_splits, family_crossings, family_key, load_families
+from t2p_utils.config import Paths, ScrapeConfig
+from t2p_utils.core.manifest import read_manifest
+from t2p_utils.scrape.lineart import SvgError, is_outline, to_lineart
+from t2p_utils.scrape.run import DownloadError, check_integrity, download, fetch_npm_svgs, parse_ids, render_folder
+from t2p_utils.scrape.split import Family, assign_splits, family_crossings, family_key, load_families
 
 # a 40x40 "creature": a blue body with a red belly, each outlined by a separate near-black path
 SVG = """<?xml version='1.0' encoding='utf-8'?>

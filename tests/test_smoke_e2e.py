@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from t2p_utils.pipeline import STEPS
+from t2p_utils.runner.pipeline import STEPS
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
@@ -108,7 +108,7 @@ def test_recoloured_pairs_are_captioned_by_their_own_captioner(smoke_run: Path) 
 
 
 def test_report_links_and_images_resolve(smoke_run: Path) -> None:
-    from t2p_utils.report import check_links
+    from t2p_utils.compare.report import check_links
 
     index = smoke_run / "reports/smoke/index.html"
     html = index.read_text()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from t2p_utils.threads import torch_threads
+from t2p_utils.core.threads import torch_threads
 
 
 def test_torch_threads_sets_and_restores() -> None:

@@ -15,20 +15,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2p_utils.config import ConfigError, Paths, from_dict, load_params, section
-from t2p_utils.scratch_models import build_text_encoder, build_unet, unet_kwargs, widen_conv_in
-from t2p_utils.train import (
-    TrainConfig,
-    conditioning_dropout,
-    ddpm_scheduler,
-    generate,
-    ip2p_loss,
-    load_pipeline,
-    main,
-    read_metadata,
-    run_dir_for,
-    train,
-)
+from t2p_utils.config import ConfigError, Paths, TrainConfig, from_dict, load_params, section
+from t2p_utils.inference.pipeline import generate, load_pipeline
+from t2p_utils.train.data import read_metadata, run_dir_for
+from t2p_utils.train.loop import main, train
+from t2p_utils.train.loss import conditioning_dropout, ddpm_scheduler, ip2p_loss
+from t2p_utils.train.models import build_text_encoder, build_unet, unet_kwargs, widen_conv_in
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,8 +37,8 @@ TINY = dict(
 
 def write_instructions(paths: Paths, source: str, n: int = 6) -> Path:
     """An instruction folder (diffusers' metadata.jsonl format) over the synthetic train images."""
-    from t2p_utils.manifest import read_manifest
-    from t2p_utils.reference_csv import read_reference_csv
+    from t2p_utils.core.manifest import read_manifest
+    from t2p_utils.core.reference_csv import read_reference_csv
 
     df = read_manifest(paths.manifest)
     ref = read_reference_csv(paths.reference_captions).set_index("id")
@@ -67,7 +59,7 @@ def write_instructions(paths: Paths, source: str, n: int = 6) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Synthetic data, then: run A (4 steps), run A' (identical), run B (stopped at 2, resumed)."""
-    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.scrape.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("root")
     shutil.copytree(Path(__file__).resolve().parents[1] / "params", root / "params")
@@ -317,7 +309,7 @@ def test_pretrained_source_widens_a_text_to_image_unet(trained: dict) -> None:
     """The full-profile path (``model_source: pretrained``) on a local 4-channel SD-style folder."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from t2p_utils.tokenizer import offline_clip_tokenizer
+    from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
     paths = trained["paths"]
     base = paths.root / "fake_sd"
@@ -342,8 +334,8 @@ def test_pretrained_source_widens_a_text_to_image_unet(trained: dict) -> None:
 
 def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """Two sources in two 1-thread processes give the weights a sequential 1-thread run gives."""
-    from t2p_utils.synthetic import make_synthetic
-    from t2p_utils.train import train_all, worker_log
+    from t2p_utils.scrape.synthetic import make_synthetic
+    from t2p_utils.train.loop import train_all, worker_log
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "params", tmp_path / "params")
     paths = Paths.for_profile("smoke", tmp_path)
@@ -364,7 +356,7 @@ def test_parallel_sources_train_the_same_models(trained: dict, tmp_path: Path, c
 
 
 def test_space_to_depth_autoencoder_is_exact_and_trains_a_loadable_pipeline(trained: dict, tmp_path: Path) -> None:
-    from t2p_utils.scratch_models import SpaceToDepthAutoencoder, space_to_depth_autoencoder
+    from t2p_utils.train.models import SpaceToDepthAutoencoder, space_to_depth_autoencoder
 
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     ae = space_to_depth_autoencoder(x)
@@ -379,7 +371,7 @@ def test_space_to_depth_autoencoder_is_exact_and_trains_a_loadable_pipeline(trai
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "params", tmp_path / "params")
     paths = trained["paths"].__class__.for_profile("smoke", tmp_path)
-    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.scrape.synthetic import make_synthetic
 
     make_synthetic(paths, n=12, size=64, seed=3)
     write_instructions(paths, "clip")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from test_train import TINY, write_instructions
 
-from t2p_utils import train as T
-from t2p_utils.checkpoints import file_problem
 from t2p_utils.config import Paths
-from t2p_utils.progress import PROGRESS_ENV
+from t2p_utils.core.progress import PROGRESS_ENV
+from t2p_utils.train import loop as T
+from t2p_utils.train.checkpoints import file_problem
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture
 def data(tmp_root: Path) -> Paths:
-    from t2p_utils.synthetic import make_synthetic
+    from t2p_utils.scrape.synthetic import make_synthetic
 
     paths = Paths.for_profile("smoke", tmp_root)
     make_synthetic(paths, n=12, size=64, seed=3)
@@ -45,7 +45,7 @@ def test_force_and_a_truncated_vae_train_the_shared_vae_again(
 
     monkeypatch.setattr(T, "train", fake_train)
     weights = paths.model("vae") / "diffusion_pytorch_model.safetensors"
-    caplog.set_level(logging.INFO, logger=T.log.name)
+    caplog.set_level(logging.INFO, logger="t2p_utils.train")  # the loop's and the VAE's
     T.train_all(paths, cfg)
     first = weights.stat().st_mtime_ns
     assert calls[-1] == {"source": "clip", "resume_from_checkpoint": "latest", "force": False}
@@ -92,7 +92,7 @@ def test_a_worker_whose_parent_is_gone_exits_also_without_prctl(tmp_path: Path) 
     import time
 
     pid_file = tmp_path / "worker.pid"
-    worker = ("import os, sys, time\nfrom t2p_utils.train import _die_with_parent\n"
+    worker = ("import os, sys, time\nfrom t2p_utils.train.loop import _die_with_parent\n"
               "sys.platform = 'darwin'  # no prctl: only the watchdog\n_die_with_parent(os.getppid())\n"
               f"open({str(pid_file)!r} + '.part', 'w').write(str(os.getpid()))\n"
               f"os.replace({str(pid_file)!r} + '.part', {str(pid_file)!r})\ntime.sleep(60)\n")

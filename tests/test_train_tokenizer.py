@@ -5,7 +5,7 @@ from __future__ import annotations
 import open_clip
 import torch
 
-from t2p_utils.tokenizer import offline_clip_tokenizer
+from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
 PROMPTS = [
     "Turn it into a drawing of a red cat with a yellow belly, blue eyes and pink tail.",

@@ -16,8 +16,8 @@ import pytest
 from owndata import creature, write_folder
 from test_smoke_e2e import _copy_worktree, run_env
 
-from t2p_utils.colors import color_words
-from t2p_utils.pipeline import STEPS
+from t2p_utils.core.colors import color_words
+from t2p_utils.runner.pipeline import STEPS
 
 pytestmark = pytest.mark.smoke
 

@@ -11,12 +11,12 @@ import yaml
 from owndata import creature, write_folder, write_kaggle
 from PIL import Image
 
-from t2p_utils.colors import color_coverage, color_words
-from t2p_utils.config import ConfigError, Paths, load_params, resolve_profile
-from t2p_utils.derive import ABSENT_MAX_SHARE, FAITHFUL_MIN_SHARE, prepare_references, reference_summary
-from t2p_utils.manifest import read_manifest
-from t2p_utils.scrape import ScrapeConfig, scrape
-from t2p_utils.userdata import NotLineArt, check_lineart, load_square, mask_from_lineart
+from t2p_utils.config import ConfigError, Paths, ScrapeConfig, load_params, load_study, resolve_profile
+from t2p_utils.core.colors import color_coverage, color_words
+from t2p_utils.core.manifest import read_manifest
+from t2p_utils.scrape.derive import ABSENT_MAX_SHARE, FAITHFUL_MIN_SHARE, prepare_references, reference_summary
+from t2p_utils.scrape.run import scrape
+from t2p_utils.scrape.userdata import NotLineArt, check_lineart, load_square, mask_from_lineart
 
 
 def _params(root: Path, name: str, body: dict) -> Path:
@@ -55,10 +55,8 @@ def test_extends_starts_from_a_built_in_profile_and_own_keys_win(tmp_root: Path)
 def test_bad_user_params_are_rejected_with_the_fix(tmp_root: Path, body: dict, match: str | None) -> None:
     path = _params(tmp_root, "bad", body)
     if match is None:
-        from t2p_utils.evaluate import load_compare_config
-
         with pytest.raises(ConfigError, match="unknown key.*stepz.*valid keys"):
-            load_compare_config(str(path), tmp_root)
+            load_study(str(path), tmp_root)
         return
     with pytest.raises(ConfigError, match=match):
         load_params(str(path), tmp_root)
@@ -249,9 +247,9 @@ def test_the_params_seed_decides_split_instructions_and_weights(tmp_root: Path) 
     from safetensors.torch import load_file
     from test_train import TINY, write_instructions
 
-    from t2p_utils.config import section
-    from t2p_utils.synthetic import make_synthetic
-    from t2p_utils.train import TrainConfig, train
+    from t2p_utils.config import TrainConfig, section
+    from t2p_utils.scrape.synthetic import make_synthetic
+    from t2p_utils.train.loop import train
 
     data = tmp_root / "chars"
     write_folder(data, with_color=24)
