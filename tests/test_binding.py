@@ -24,7 +24,7 @@ from t2p_utils.captions.templates import (
     place_imperatives,
 )
 from t2p_utils.compare import metrics as M
-from t2p_utils.compare import run as E
+from t2p_utils.compare.binding import binding_pair_of
 from t2p_utils.config import compare as CC
 from t2p_utils.core.colors import BASIC_PROTOTYPES, color_coverage
 from t2p_utils.core.palette import PaletteSettings, palette_caption
@@ -58,7 +58,7 @@ def body_painter(region_: np.ndarray, color: str) -> np.ndarray:
 def scores(make_ab, make_ba, n: int = 10) -> list[float]:
     out = []
     for k in range(n):
-        a, b = E.binding_pair_of(k, CC.BINDING_PAIRS)
+        a, b = binding_pair_of(k, CC.BINDING_PAIRS)
         pair = list(PLACE_PAIRS)[k % 2]
         r = region(k)
         out.append(M.binding_score(make_ab(r, pair, a, b, k), make_ba(r, pair, a, b, k), r, pair, a, b))

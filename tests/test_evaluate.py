@@ -14,9 +14,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from t2p_utils.compare import run as E
+from t2p_utils.compare import metrics as M
+from t2p_utils.compare.findings import findings, headline_table
+from t2p_utils.compare.items import CompareError, caption_of, load_test_items, showcase_ids
+from t2p_utils.compare.run import CompareResult, load_result, output_files, run_compare
 from t2p_utils.config import CompareConfig, Paths, load_study, section
 from t2p_utils.config import compare as CC
+from t2p_utils.inference.backends import PipelineBackend
 from t2p_utils.scrape.synthetic import make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,13 +64,13 @@ class OracleBackend:
 
 
 @pytest.fixture(scope="module")
-def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, CompareConfig, OracleBackend, E.CompareResult]:
+def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, CompareConfig, OracleBackend, CompareResult]:
     paths = make_root(tmp_path_factory.mktemp("oracle"))
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
     cfg = load_study("smoke", paths.root).compare
     backend = OracleBackend(paths)
-    return paths, cfg, backend, E.run_compare(paths, cfg, backend=backend)
+    return paths, cfg, backend, run_compare(paths, cfg, backend=backend)
 
 
 def test_params_sections_build_configs() -> None:
@@ -83,10 +87,10 @@ def test_params_sections_build_configs() -> None:
 
 def test_showcase_rule_is_an_even_spread() -> None:
     ids = [f"s{i:03d}" for i in range(10, 0, -1)]  # unsorted on purpose
-    assert E.showcase_ids(ids, 3) == ["s001", "s005", "s010"]  # positions 0, round(4.5) = 4, 9
-    assert E.showcase_ids(ids, 1) == ["s001"]
-    assert E.showcase_ids(ids[:2], 5) == ["s009", "s010"]
-    assert E.caption_of("Turn it into a red cat.") == "a red cat"
+    assert showcase_ids(ids, 3) == ["s001", "s005", "s010"]  # positions 0, round(4.5) = 4, 9
+    assert showcase_ids(ids, 1) == ["s001"]
+    assert showcase_ids(ids[:2], 5) == ["s009", "s010"]
+    assert caption_of("Turn it into a red cat.") == "a red cat"
 
 
 def test_oracle_rows_and_known_values(oracle_run: Any) -> None:
@@ -147,17 +151,17 @@ def test_summary_means_match_samples_and_paired_sign(oracle_run: Any) -> None:
 
 def test_files_labels_and_stand_ins(oracle_run: Any) -> None:
     paths, _cfg, _backend, res = oracle_run
-    files = E.output_files(paths)
+    files = output_files(paths)
     assert all(p.exists() for p in files.values())
     js = json.loads(files["metrics_json"].read_text())
     assert js["ip2p_clip"]["raw"]["faithful"]["psnr"]["mean"] == "inf"
     assert "palette stand-in" in js["ip2p_clip"]["label"]
     assert any("palette" in x for x in res.summary["stand_in"]) and any("scratch" in x for x in res.summary["stand_in"])
     assert [m.name for m in res.models] == ["ip2p_cnn_lstm", "ip2p_clip"]  # ip2p_reference absent -> skipped
-    table = E.headline_table(res)
+    table = headline_table(res)
     assert list(table.index.get_level_values("variant")) == ["raw", "protected", "upsampled", "flat"] * 2
     assert table.loc[("CNN-LSTM captions", "raw"), "leakage ↓"].startswith("0.000 [")
-    found = E.findings(res)
+    found = findings(res)
     assert found[0].startswith("smoke profile")
     de = next(line for line in found if line.startswith("faithful instruction, delta_e"))
     assert "CLIP captions (palette stand-in) beats CNN-LSTM captions" in de  # oracle ΔE 0 vs the unchanged line art
@@ -176,10 +180,10 @@ def test_sweep_covers_the_grid(oracle_run: Any) -> None:
 def test_rerun_skips_unless_forced(oracle_run: Any) -> None:
     paths, cfg, backend, res = oracle_run
     n_loads = len(backend.loads)
-    again = E.run_compare(paths, cfg, backend=backend)
+    again = run_compare(paths, cfg, backend=backend)
     assert len(backend.loads) == n_loads  # nothing regenerated
     pd.testing.assert_frame_equal(again.metrics, res.metrics, check_dtype=False)
-    forced = E.run_compare(paths, cfg, backend=backend, force=True)
+    forced = run_compare(paths, cfg, backend=backend, force=True)
     assert len(backend.loads) == n_loads + 2
     pd.testing.assert_frame_equal(forced.metrics, res.metrics)
 
@@ -203,7 +207,7 @@ def test_full_profile_adds_zero_shot_base_seeds_and_clip_direction(tmp_path: Pat
         factory_calls.append(f"{c.clip_model}/{c.clip_pretrained}")
         return tiny_clip_scorer()
 
-    res = E.run_compare(paths, cfg, backend=backend, clip_scorer_factory=factory)
+    res = run_compare(paths, cfg, backend=backend, clip_scorer_factory=factory)
     assert factory_calls == ["ViT-L-14/openai"]
     assert backend.loads[0] == "timbrooks/instruct-pix2pix"  # the zero-shot base comes from the hub
     base = res.models[0]
@@ -225,21 +229,21 @@ def test_clear_errors(tmp_path: Path) -> None:
     shutil.copytree(REPO / "params", tmp_path / "params")
     cfg = load_study("smoke", tmp_path).compare
     with pytest.raises(FileNotFoundError, match="01_scrape"):
-        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+        run_compare(paths, cfg, backend=OracleBackend(paths))
     make_synthetic(paths, n=N_CREATURES, size=64, seed=42)
-    with pytest.raises(E.CompareError, match=r"ip2p_cnn_lstm is missing: run notebooks/04_finetune.ipynb"):
-        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    with pytest.raises(CompareError, match=r"ip2p_cnn_lstm is missing: run notebooks/04_finetune.ipynb"):
+        run_compare(paths, cfg, backend=OracleBackend(paths))
     fake_model(paths, "ip2p_cnn_lstm")
     paths.model("ip2p_clip").mkdir(parents=True)
-    with pytest.raises(E.CompareError, match="ip2p_clip has no model_index.json.*04_finetune"):
-        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    with pytest.raises(CompareError, match="ip2p_clip has no model_index.json.*04_finetune"):
+        run_compare(paths, cfg, backend=OracleBackend(paths))
     fake_model(paths, "ip2p_clip")
     ref = paths.reference_captions
     lines = ref.read_text().splitlines()
-    test_id = E.load_test_items(paths)[1].id
+    test_id = load_test_items(paths)[1].id
     ref.write_text("\n".join(ln for ln in lines if not ln.startswith(test_id + ",")) + "\n")
-    with pytest.raises(E.CompareError, match=rf"test id\(s\) {test_id} have no faithful.*01_scrape"):
-        E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    with pytest.raises(CompareError, match=rf"test id\(s\) {test_id} have no faithful.*01_scrape"):
+        run_compare(paths, cfg, backend=OracleBackend(paths))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,8 +276,8 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     cfg = CompareConfig(models=["ip2p_cnn_lstm", "ip2p_clip"], steps=2, max_test=2, sweep_image_guidance=[1.0],
                           sweep_text_guidance=[3.0, 12.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
                           sweep_ids=1, clip_direction=False)
-    backend = E.TrainBackend()  # t2p_utils.inference.pipeline.load_pipeline / generate
-    first = E.run_compare(paths, cfg, backend=backend)
+    backend = PipelineBackend()  # t2p_utils.inference.pipeline.load_pipeline / generate
+    first = run_compare(paths, cfg, backend=backend)
     assert len(first.samples) == 2 * 2 * 4 * 2
     img = Image.open(paths.reports / first.samples["image"].iloc[0])
     assert img.size == (64, 64)
@@ -285,7 +289,7 @@ def test_tiny_pipeline_end_to_end_is_deterministic(tmp_path: Path, monkeypatch: 
     # identical weights in both folders and per-call seeds -> identical outputs for both models
     raw = first.samples[first.samples.variant == "raw"].set_index(["prompt", "id", "model"])["ssim"].unstack()
     np.testing.assert_allclose(raw["ip2p_clip"], raw["ip2p_cnn_lstm"])
-    second = E.run_compare(paths, cfg, backend=backend, force=True)
+    second = run_compare(paths, cfg, backend=backend, force=True)
     pd.testing.assert_frame_equal(first.samples, second.samples)
     assert len(second.sweep) == 2
     assert torch.get_num_threads() == threads  # run_compare restores the thread count it changed
@@ -302,10 +306,10 @@ def test_unets_on_onnxruntime_score_as_on_pytorch(tmp_path: Path, monkeypatch: p
         cfg = CompareConfig(models=["ip2p_clip"], steps=3, max_test=3, sweep_image_guidance=[1.0],
                               sweep_text_guidance=[5.0], n_boot=100, device="cpu", torch_threads=1, seeds=[0],
                               sweep_ids=1, clip_direction=False, unet_backend=engine)
-        runs[engine] = E.run_compare(paths, cfg)  # the default backend: TrainBackend(cfg.unet_backend)
+        runs[engine] = run_compare(paths, cfg)  # the default backend: PipelineBackend(cfg.unet_backend)
     assert runs["torch"].summary["unet_engine"] == {"ip2p_clip": "PyTorch"}
     assert runs["auto"].summary["unet_engine"]["ip2p_clip"].startswith("onnxruntime")
-    assert any(line.startswith("UNets run by:") and "onnxruntime" in line for line in E.findings(runs["auto"]))
+    assert any(line.startswith("UNets run by:") and "onnxruntime" in line for line in findings(runs["auto"]))
     a, b = (r.samples.set_index(["id", "prompt", "variant"]).sort_index() for r in (runs["torch"], runs["auto"]))
     for col in ("ssim", "delta_e", "leakage", "line_preservation"):
         np.testing.assert_allclose(b[col], a[col], atol=0.02 if col != "delta_e" else 0.5)
@@ -354,7 +358,7 @@ def test_binding_known_answer_through_the_chain(tmp_path: Path) -> None:
         fake_model(paths, name)
     cfg = dataclasses.replace(load_study("smoke", paths.root).compare, sweep_text_guidance=[3.0],
                               sweep_image_guidance=[1.5])
-    res = E.run_compare(paths, cfg, backend=PlaceOracle(paths))
+    res = run_compare(paths, cfg, backend=PlaceOracle(paths))
     b = res.binding
     n_ids = len(res.summary["test_ids"])
     assert len(b) == 2 * n_ids * len(cfg.binding_templates) * 2  # models x ids x templates x (raw, flat)
@@ -372,6 +376,6 @@ def test_binding_known_answer_through_the_chain(tmp_path: Path) -> None:
     assert d["mean_diff"] < -0.6 and d["ci_high"] < 0
     row = b.iloc[0]
     assert (paths.reports / row["image_ab"]).exists() and (paths.reports / row["image_ba"]).exists()
-    assert row["prompt_ab"] != row["prompt_ba"] and {row["a"], row["b"]} <= set(E.M.BASIC_COLORS)
-    again = E.load_result(paths)
+    assert row["prompt_ab"] != row["prompt_ba"] and {row["a"], row["b"]} <= set(M.BASIC_COLORS)
+    again = load_result(paths)
     assert len(again.binding) == len(b)

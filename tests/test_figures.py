@@ -11,18 +11,18 @@ from PIL import Image
 from test_evaluate import OracleBackend, fake_model, make_root
 
 from t2p_utils.compare import figures as G
-from t2p_utils.compare import run as E
+from t2p_utils.compare.run import CompareResult, run_compare
 from t2p_utils.config import load_study
 from t2p_utils.scrape.synthetic import SYNTH_COLORS
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, E.CompareResult, dict[str, Path]]:
+def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, CompareResult, dict[str, Path]]:
     paths = make_root(tmp_path_factory.mktemp("figures"))
     for name in ("ip2p_cnn_lstm", "ip2p_clip"):
         fake_model(paths, name)
     cfg = load_study("smoke", paths.root).compare
-    res = E.run_compare(paths, cfg, backend=OracleBackend(paths))
+    res = run_compare(paths, cfg, backend=OracleBackend(paths))
     return paths, res, G.make_all_figures(paths, res)
 
 
@@ -73,6 +73,6 @@ def test_wrap_limits_lines() -> None:
 
 def test_sweep_needs_a_sweep(figures: Any) -> None:
     paths, res, _ = figures
-    empty = E.CompareResult(res.samples, res.metrics, res.paired, res.sweep.iloc[0:0], res.models, res.showcase, res.summary)
+    empty = CompareResult(res.samples, res.metrics, res.paired, res.sweep.iloc[0:0], res.models, res.showcase, res.summary)
     with pytest.raises(ValueError, match="sweep is empty"):
         G.sweep_grid(paths, empty)

@@ -10,7 +10,7 @@ from test_evaluate import OracleBackend, fake_model, make_root
 
 from t2p_utils.compare import figures as G
 from t2p_utils.compare import report as R
-from t2p_utils.compare import run as E
+from t2p_utils.compare.run import load_result, run_compare
 from t2p_utils.config import Paths, load_study
 from t2p_utils.core.io import atomic_write_json
 
@@ -27,7 +27,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, Path]:
         fake_model(paths, name)
     summary = {"source": "clip", "caption_stand_in": "palette captioner (offline stand-in for CLIP interrogation)"}
     atomic_write_json(summary, paths.model("ip2p_clip") / "train_summary.json")  # as t2p_utils.train.loop writes it
-    res = E.run_compare(paths, load_study("smoke", paths.root).compare, backend=OracleBackend(paths))
+    res = run_compare(paths, load_study("smoke", paths.root).compare, backend=OracleBackend(paths))
     G.make_all_figures(paths, res)
     for s in STEPS:
         (paths.reports / s["notebook_html"]).parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def test_content_states_profile_stand_ins_times_and_numbers(report: tuple[Paths,
     assert "palette captioner (offline stand-in for CLIP interrogation) <small>(profile smoke, models/smoke/ip2p_clip/" in text
     assert "palette captioner instead of CLIP" not in text
     assert "synthetic line-art creatures" in text and "trained from scratch" in text
-    res = E.load_result(paths)
+    res = load_result(paths)
     de = res.metrics.set_index(["model", "variant", "prompt", "metric"]).loc[("ip2p_cnn_lstm", "raw", "faithful", "delta_e")]
     assert f"{de['mean']:.1f} [{de['ci_low']:.1f}, {de['ci_high']:.1f}]" in text
     assert "<style>" in text and "<script" not in text

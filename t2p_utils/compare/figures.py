@@ -27,8 +27,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from t2p_utils.compare.drawing import DrawingFiles, drawing_dir
+from t2p_utils.compare.items import TestItem, load_test_items, open_rgb
 from t2p_utils.compare.metrics import HIGHER_IS_BETTER
-from t2p_utils.compare.run import CompareResult, TestItem, load_test_items, open_rgb
+from t2p_utils.compare.run import CompareResult
 from t2p_utils.config.params import Paths
 from t2p_utils.core.io import atomic_path
 

@@ -133,13 +133,15 @@ def stand_ins(paths: Paths, max_files: int = 500) -> list[tuple[str, str]]:
 
 
 def _headline_html(paths: Paths) -> tuple[str, list[str], Any]:
-    from t2p_utils.compare.run import CompareError, findings, headline_table, load_result
+    from t2p_utils.compare.findings import findings, headline_table
+    from t2p_utils.compare.items import CompareError
+    from t2p_utils.compare.run import load_result
 
     try:
         result = load_result(paths)
     except CompareError:
         return "<p>05_compare has not run for this profile: no metrics yet.</p>", [], None
-    from t2p_utils.compare.run import binding_findings, binding_table, control_table, flat_findings
+    from t2p_utils.compare.findings import binding_findings, binding_table, control_table, flat_findings
 
     parts = []
     bind = binding_table(result)

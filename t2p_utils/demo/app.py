@@ -75,7 +75,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from t2p_utils.compare import metrics as M
-from t2p_utils.compare.run import MODEL_LABELS, ZERO_SHOT, CompareError, output_files, resolve_models
+from t2p_utils.compare.items import CompareError
+from t2p_utils.compare.models import MODEL_LABELS, ZERO_SHOT, resolve_models
+from t2p_utils.compare.run import output_files
 from t2p_utils.config import CompareConfig
 from t2p_utils.config.compare import BACKENDS
 from t2p_utils.config.params import RUNS_DIR, Paths, load_params, resolve_device

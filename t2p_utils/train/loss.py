@@ -77,12 +77,14 @@ def ip2p_loss(
 
 
 def min_snr_weights(noise_scheduler: Any, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Per-sample loss weights of min-SNR-gamma: ``min(SNR, gamma) / SNR`` (epsilon) or ``/ (SNR + 1)`` (v)."""
-    alphas = noise_scheduler.alphas_cumprod.to(torch.float64)[timesteps.long()]
-    snr = alphas / (1.0 - alphas)
+    """Per-sample loss weights of min-SNR-gamma: ``min(SNR, gamma) / SNR`` (epsilon) or ``/ (SNR + 1)`` (v), with
+    the SNR from diffusers' :func:`~diffusers.training_utils.compute_snr` (as diffusers' training examples do)."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(noise_scheduler, timesteps)
     clipped = torch.clamp(snr, max=gamma)
     denom = snr + 1.0 if noise_scheduler.config.prediction_type == "v_prediction" else snr
-    return (clipped / denom).float()
+    return clipped / denom
 
 
 def ddpm_scheduler(prediction_type: str = "epsilon") -> Any:
