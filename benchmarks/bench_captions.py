@@ -26,7 +26,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from t2p_utils.captions.cnn_lstm import caption_images, load_images, train_captioner
-    from t2p_utils.captions.sets import cnn_config, load_manifest, load_references, training_references
+    from t2p_utils.captions.sets import load_manifest, load_references, training_references
     from t2p_utils.config import Paths, load_study
     from t2p_utils.config.captions import palette_settings
     from t2p_utils.core.palette import caption_files
@@ -50,18 +50,18 @@ def main() -> None:
     val = refs[refs["split"] == "val"]
     color = dict(zip(manifest["id"], manifest["color"], strict=True))
     t0 = time.perf_counter()
-    images = load_images([paths.root / color[i] for i in train["id"]], cfg.image_size)
-    val_images = load_images([paths.root / color[i] for i in val["id"]], cfg.image_size) if len(val) else None
+    images = load_images([paths.root / color[i] for i in train["id"]], cfg.cnn_lstm.image_size)
+    val_images = load_images([paths.root / color[i] for i in val["id"]], cfg.cnn_lstm.image_size) if len(val) else None
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trained = train_captioner(images, train["caption"].tolist(), cnn_config(cfg), val_images=val_images,
+    trained = train_captioner(images, train["caption"].tolist(), cfg.cnn_lstm, val_images=val_images,
                               val_captions=val["caption"].tolist() if len(val) else None, progress=False)
     t_train = time.perf_counter() - t0
     print(f"cnn_lstm: load {len(train) + len(val)} images {t_load:.2f} s; train {len(train)} captions "
           f"{len(trained.history)} epochs (best {trained.best_epoch}) in {t_train:.2f} s "
-          f"({t_train / len(trained.history):.2f} s/epoch, torch threads {cfg.torch_threads or torch.get_num_threads()})")
-    all_images = load_images([paths.root / c for c in manifest["color"]], cfg.image_size)
-    for beam in (1, cfg.beam_size):
+          f"({t_train / len(trained.history):.2f} s/epoch, torch threads {cfg.cnn_lstm.torch_threads or torch.get_num_threads()})")
+    all_images = load_images([paths.root / c for c in manifest["color"]], cfg.cnn_lstm.image_size)
+    for beam in (1, cfg.cnn_lstm.beam_size):
         t0 = time.perf_counter()
         caption_images(trained, all_images, beam_size=beam, progress=False)
         dt = time.perf_counter() - t0

@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from t2p_utils.config import CompareConfig, Paths, load_params, load_study, section
+from t2p_utils.config import Paths, load_study
 from t2p_utils.config.compare import BACKENDS
 from t2p_utils.demo import app as D
 from t2p_utils.inference.onnx_unet import OnnxUNet
@@ -68,7 +68,7 @@ def pick_models(profile: str, random_weights: bool = False,
     """(models, profile whose settings apply, what they are)."""
     if random_weights:
         models, _ = random_weight_models(profile, backend)
-        arch = load_params(profile).get("train", {}).get("arch", "?")
+        arch = load_study(profile).train.arch
         return models, profile, f"random weights, {profile} architecture ({arch}), built in code (--random-weights)"
     models = D.load_models(profile, device="cpu", backend=backend)
     if any(m.available for m in models.values()):
@@ -78,7 +78,7 @@ def pick_models(profile: str, random_weights: bool = False,
         if any(m.available for m in smoke.values()):
             return smoke, "smoke", f"no models in models/{profile}/: the smoke models (models/smoke/), tiny architecture"
     models, _ = random_weight_models(profile, backend)
-    arch = load_params(profile).get("train", {}).get("arch", "?")
+    arch = load_study(profile).train.arch
     return models, profile, f"no trained models: random weights, {profile} architecture ({arch}), built in code"
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     models, used_profile, what = pick_models(args.profile, args.random_weights, args.backend)
     load_s = time.perf_counter() - t0
-    cfg = section(load_params(used_profile), "compare", CompareConfig)
+    cfg = load_study(used_profile).compare
     threads = args.threads if args.threads is not None else cfg.torch_threads
     resolution = D.profile_resolution(used_profile)
     src, src_what = lineart(used_profile, resolution)

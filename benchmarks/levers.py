@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from t2p_utils.compare.run import score_split
-from t2p_utils.config import CompareConfig, Paths, TrainConfig, from_dict, load_params
-from t2p_utils.config.params import section_values
+from t2p_utils.config import Paths, load_study
 from t2p_utils.core.io import append_csv_row
 from t2p_utils.inference.pipeline import load_pipeline
 from t2p_utils.train.loop import train
@@ -69,11 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     base = Paths.for_profile(args.profile)
-    params = load_params(args.profile)
-    values = section_values(params, "train", TrainConfig)
     overrides = {k: yaml.safe_load(v) for k, v in (item.partition("=")[::2] for item in args.set)}
-    cfg = from_dict(TrainConfig, {**values, **overrides}, where=f"params/{args.profile}.yaml [train] + --set")
-    compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")
+    study = load_study(args.profile, overrides=[f"train.{item}" for item in args.set])  # --set is train.<key>=<value>
+    cfg, compare = study.train, study.compare
     t0 = time.perf_counter()
     if args.model is not None:  # the profile's data, a model trained earlier
         paths, model_dir, overrides = base, args.model, {}

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from t2p_utils.compare.run import score_split
-from t2p_utils.config import CompareConfig, Paths, from_dict, load_params
+from t2p_utils.config import Paths, load_study
 from t2p_utils.core.io import append_csv_row
 from t2p_utils.inference.pipeline import load_pipeline, set_sampler
 
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     paths = Paths.for_profile(args.profile)
-    params = load_params(args.profile)
-    compare = from_dict(CompareConfig, params.get("compare") or {}, where=f"params/{args.profile}.yaml [compare]")
+    compare = load_study(args.profile).compare
     model_dir = Path(args.model) if Path(args.model).exists() else paths.models / args.model
     pipe = load_pipeline(model_dir)
     own = type(pipe.scheduler).__name__

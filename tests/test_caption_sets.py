@@ -204,13 +204,15 @@ def test_cnn_lstm_reused_unless_settings_change(smoke_data) -> None:
     from t2p_utils.captions.sets import train_or_load_cnn_lstm
 
     paths, _ = smoke_data
-    cfg = dataclasses.replace(load_study("smoke").captions, epochs=2)
+    smoke = load_study("smoke").captions
+    cfg = dataclasses.replace(smoke, cnn_lstm=dataclasses.replace(smoke.cnn_lstm, epochs=2))
     first = train_or_load_cnn_lstm(paths, cfg, progress=False)
     stamp = (paths.model("cnn_lstm") / "model.safetensors").stat().st_mtime_ns
     again = train_or_load_cnn_lstm(paths, cfg, progress=False)
     assert (paths.model("cnn_lstm") / "model.safetensors").stat().st_mtime_ns == stamp
     assert again.vocab.itos == first.vocab.itos and len(again.history) == 2
-    changed = train_or_load_cnn_lstm(paths, dataclasses.replace(cfg, epochs=3), progress=False)
+    changed = train_or_load_cnn_lstm(paths, dataclasses.replace(cfg, cnn_lstm=dataclasses.replace(cfg.cnn_lstm, epochs=3)),
+                                     progress=False)
     assert len(changed.history) == 3
     data = json.loads((paths.model("cnn_lstm") / "data.json").read_text())
     assert len(data["train_ids"]) == round(cfg.reference_share * 38) and len(data["val_ids"]) == 5

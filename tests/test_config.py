@@ -94,8 +94,12 @@ def test_code_defaults_are_the_full_recipe_so_no_default_disagrees() -> None:
                       ("compare", CompareConfig)):
         default = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                    for f in dataclasses.fields(cls)}
-        wrong += [f"{name}.{k}: code {default[k]!r}, full.yaml {v!r}" for k, v in (full.get(name) or {}).items()
-                  if default[k] != v]
+        for k, v in (full.get(name) or {}).items():
+            if dataclasses.is_dataclass(default[k]):  # a nested mapping (captions.cnn_lstm): key by key
+                sub = dataclasses.asdict(default[k])
+                wrong += [f"{name}.{k}.{kk}: code {sub[kk]!r}, full.yaml {vv!r}" for kk, vv in v.items() if sub[kk] != vv]
+            elif default[k] != v:
+                wrong.append(f"{name}.{k}: code {default[k]!r}, full.yaml {v!r}")
     assert wrong == []
 
 
@@ -116,3 +120,75 @@ def test_one_study_config_holds_every_step_and_reading_compare_does_not_import_t
             "print('t2p_utils.train.loop' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+# ------------------------------------------------------------------ one loader: nesting, extends, --set (issue 21)
+def _user(root: Path, text: str) -> Path:
+    path = root / "mine.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_cnn_lstm_settings_are_their_own_mapping() -> None:
+    from t2p_utils.config import load_study
+    from t2p_utils.config.captions import CnnLstmConfig
+
+    smoke = load_study("smoke").captions
+    assert isinstance(smoke.cnn_lstm, CnnLstmConfig)
+    assert (smoke.cnn_lstm.image_size, smoke.cnn_lstm.epochs, smoke.cnn_lstm.lr) == (32, 60, 0.005)
+    assert smoke.cnn_lstm.seed == smoke.seed == 42  # the section's seed reaches its parts
+
+
+def test_extends_merges_at_every_depth(tmp_root: Path) -> None:
+    from t2p_utils.config import load_study
+
+    study = load_study(str(_user(tmp_root, "extends: smoke\ncaptions:\n  cnn_lstm:\n    lr: 0.01\n")), tmp_root)
+    assert study.captions.cnn_lstm.lr == 0.01
+    assert study.captions.cnn_lstm.image_size == 32 and study.captions.cnn_lstm.epochs == 60  # smoke's, kept
+
+
+def test_set_overrides_any_depth_and_is_checked() -> None:
+    from t2p_utils.config import load_study
+
+    study = load_study("smoke", overrides=["captions.cnn_lstm.epochs=2", "compare.seeds=[0, 1]",
+                                           "train.max_train_steps=7"])
+    assert (study.captions.cnn_lstm.epochs, study.compare.seeds, study.train.max_train_steps) == (2, [0, 1], 7)
+    assert load_study("smoke").captions.cnn_lstm.epochs == 60  # the file is untouched
+    with pytest.raises(ConfigError, match=r"cnn_lstm: unknown key 'epochz' \(did you mean 'epochs'\?\)"):
+        load_study("smoke", overrides=["captions.cnn_lstm.epochz=2"])
+    with pytest.raises(ConfigError, match=r"cnn_lstm: key 'epochs' must be int, got 'two'"):
+        load_study("smoke", overrides=["captions.cnn_lstm.epochs=two"])
+    with pytest.raises(ConfigError, match="write section.key=value"):
+        load_study("smoke", overrides=["epochs=2"])
+
+
+def test_an_old_flat_key_names_its_new_place(tmp_root: Path) -> None:
+    from t2p_utils.config import load_study
+
+    path = _user(tmp_root, "extends: smoke\ncaptions:\n  epochs: 3\n  beam_size: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_study(str(path), tmp_root)
+    assert len(err.value.problems) == 2
+    assert "key 'epochs' moved to 'cnn_lstm.epochs': write it under cnn_lstm: as epochs: 3" in str(err.value)
+    assert "key 'beam_size' moved to 'cnn_lstm.beam_size'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_notebooks_demo_runner_and_cli_read_params_only_through_load_study() -> None:
+    """No raw params reads (load_params, section) outside t2p_utils.config: one loader, no second set of defaults."""
+    import ast
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    sources = {p: p.read_text() for p in (repo / "t2p_utils").rglob("*.py") if "config" not in p.parts}
+    for nb in (repo / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        sources[nb] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    raw = {"load_params", "section", "section_values", "from_dict"}
+    found = []
+    for path, text in sources.items():
+        tree = ast.parse(text)
+        imported = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    and (n.module or "").startswith("t2p_utils.config") for a in n.names} & raw
+        found += [f"{path.relative_to(repo)}:{n.lineno}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Call) and getattr(n.func, "id", None) in imported]
+    assert found == [], found

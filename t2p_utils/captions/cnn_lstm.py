@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from t2p_utils.config.captions import CnnLstmConfig
 from t2p_utils.core.io import atomic_path, atomic_write_json, rgb_on_white
 from t2p_utils.core.threads import torch_threads
 
@@ -86,24 +87,6 @@ class Vocab:
             if w not in (PAD, BOS):
                 words.append(w)
         return detokenize(words)
-
-
-@dataclass
-class CnnLstmConfig:
-    image_size: int = 64
-    emb_dim: int = 64
-    hidden_dim: int = 128
-    cnn_channels: int = 32
-    min_count: int = 3
-    max_len: int = 24
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 3e-3
-    patience: int = 6
-    val_fraction: float = 0.15
-    beam_size: int = 3
-    seed: int = 42
-    torch_threads: int = 1  # small models train much faster on one thread than on two busy cores (0 = torch default)
 
 
 class CaptionNet(nn.Module):

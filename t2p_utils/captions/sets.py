@@ -51,15 +51,6 @@ CSV_COLUMNS = ("id", "split", "caption", "instruction", "caption_source", "gener
 
 
 
-def cnn_config(cfg: CaptionConfig) -> Any:
-    from t2p_utils.captions.cnn_lstm import CnnLstmConfig
-
-    return CnnLstmConfig(image_size=cfg.image_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.hidden_dim,
-                         cnn_channels=cfg.cnn_channels, min_count=cfg.min_count, max_len=cfg.max_len,
-                         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience,
-                         val_fraction=cfg.val_fraction, beam_size=cfg.beam_size, seed=cfg.seed,
-                         torch_threads=cfg.torch_threads)
-
 
 def clip_settings(cfg: CaptionConfig) -> Any:
     from t2p_utils.captions.clip_interrogate import ClipSettings
@@ -160,7 +151,7 @@ def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False
         loaded = load_captioner(folder)
         data_json = folder / "data.json"
         same_inputs = data_json.exists() and json.loads(data_json.read_text()).get("inputs") == inputs_fingerprint(paths)
-        if asdict(loaded.config) == asdict(cnn_config(cfg)) and same_inputs:
+        if asdict(loaded.config) == asdict(cfg.cnn_lstm) and same_inputs:
             log.info("CNN-LSTM captioner found in %s (force=True retrains)", folder)
             return loaded
         log.info("CNN-LSTM captioner in %s was trained with other settings or inputs: retraining", folder)
@@ -169,12 +160,12 @@ def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False
     train = training_references(refs, cfg)
     val = refs[refs["split"] == "val"]
     color = dict(zip(manifest["id"], manifest["color"], strict=True))
-    images = load_images([paths.root / color[i] for i in train["id"]], cfg.image_size)
+    images = load_images([paths.root / color[i] for i in train["id"]], cfg.cnn_lstm.image_size)
     kwargs: dict[str, Any] = {}
     if len(val):
-        kwargs = {"val_images": load_images([paths.root / color[i] for i in val["id"]], cfg.image_size),
+        kwargs = {"val_images": load_images([paths.root / color[i] for i in val["id"]], cfg.cnn_lstm.image_size),
                   "val_captions": val["caption"].tolist()}
-    trained = train_captioner(images, train["caption"].tolist(), cnn_config(cfg), progress=progress, **kwargs)
+    trained = train_captioner(images, train["caption"].tolist(), cfg.cnn_lstm, progress=progress, **kwargs)
     save_captioner(trained, folder)
     atomic_write_json({"train_ids": train["id"].tolist(), "val_ids": val["id"].tolist(),
                        "inputs": inputs_fingerprint(paths)}, folder / "data.json")
@@ -209,7 +200,7 @@ def caption_image_files(paths: Paths, source: str, cfg: CaptionConfig, color: li
         # the saved model is reused when its settings match (training is seeded: retraining gives the same
         # model on CPU); call train_or_load_cnn_lstm(force=True) to retrain anyway
         trained = train_or_load_cnn_lstm(paths, cfg, force=False, progress=progress)
-        return caption_images(trained, load_images(color, cfg.image_size), cfg.beam_size, progress=progress)
+        return caption_images(trained, load_images(color, cfg.cnn_lstm.image_size), cfg.cnn_lstm.beam_size, progress=progress)
     if source == "clip":
         from t2p_utils.captions import clip_interrogate as cc
 

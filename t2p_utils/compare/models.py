@@ -6,11 +6,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from t2p_utils.compare.items import CompareError
 from t2p_utils.config.compare import CompareConfig
-from t2p_utils.config.params import Paths, load_params
+from t2p_utils.config.params import Paths
+from t2p_utils.config.study import StudyConfig, load_study
 from t2p_utils.core.standins import SCRATCH_STAND_IN, captioner_stand_in, clip_label
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,15 @@ def model_paths(paths: Paths, cfg: CompareConfig) -> Paths:
     return Paths.for_profile(cfg.models_from, paths.root) if cfg.models_from else paths
 
 
-def resolve_models(paths: Paths, cfg: CompareConfig, params: dict[str, Any] | None = None) -> list[ModelSpec]:
-    """The models to evaluate, in config order; raises :class:`CompareError` for a missing required model."""
+def resolve_models(paths: Paths, cfg: CompareConfig, study: StudyConfig | None = None) -> list[ModelSpec]:
+    """The models to evaluate, in config order; raises :class:`CompareError` for a missing required model.
+
+    The stand-in labels follow the profile that trained the models (``compare.models_from``, else this one):
+    its ``captions.clip_backend`` and ``train.model_source``."""
     owner = model_paths(paths, cfg)
-    if owner is not paths or params is None:  # the stand-in labels follow the profile that trained the models
-        params = load_params(owner.spec, owner.root)
-    offline = owner.profile != "full"
-    clip_backend = str((params.get("captions") or {}).get("clip_backend", "palette" if offline else "interrogator"))
-    model_source = str((params.get("train") or {}).get("model_source", "scratch" if offline else "pretrained"))
+    if owner is not paths or study is None:
+        study = load_study(owner.spec, owner.root, check=False)
+    clip_backend, model_source = study.captions.clip_backend, study.train.model_source
     specs: list[ModelSpec] = []
     for name in cfg.models:
         label = MODEL_LABELS.get(name, name)

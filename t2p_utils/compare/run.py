@@ -81,7 +81,8 @@ from t2p_utils.compare.stats import (
     summarise_control,
 )
 from t2p_utils.config.compare import CompareConfig
-from t2p_utils.config.params import Paths, load_params, resolve_device
+from t2p_utils.config.params import Paths, resolve_device
+from t2p_utils.config.study import load_study
 from t2p_utils.core.io import atomic_open, atomic_write_image, atomic_write_json
 from t2p_utils.core.manifest import read_manifest
 from t2p_utils.core.progress import tqdm
@@ -206,7 +207,7 @@ def score_split(paths: Paths, pipe: Any, cfg: CompareConfig, split: str = "val",
     items = [TestItem(r.id, caps.at[r.id, "instruction"], "", paths.root / r.color, paths.root / r.lineart,
                       paths.root / r.mask) for r in rows.itertuples()]
     if flat and cfg.drawing_size:
-        items = with_drawings(paths, cfg, items, int(load_params(paths.spec, paths.root).get("seed", 0)))
+        items = with_drawings(paths, cfg, items, load_study(paths.spec, paths.root, check=False).seed or 0)
     opened = {i.id: open_item(i) for i in items}
     run_cfg = dataclasses.replace(cfg, steps=steps or cfg.steps, text_guidance=text_guidance or cfg.text_guidance,
                                   image_guidance=image_guidance or cfg.image_guidance, control_max_test=0,
@@ -260,12 +261,12 @@ def run_compare(
     :meth:`ClipDirectionScorer.from_open_clip` (only called when ``cfg.clip_direction``).
     """
     t0 = time.perf_counter()
-    params = load_params(paths.spec, paths.root)
+    study = load_study(paths.spec, paths.root, check=False)
     for old in (paths.reports / "figures").glob("*.png"):  # the 05 notebook draws its figures anew after this:
         if old.name.startswith(COMPARE_FIGURES):  # one it no longer draws (no ground truth, a model gone) must go
             old.unlink()
-    items = with_drawings(paths, cfg, load_test_items(paths, cfg.max_test), int(params.get("seed", 0)))
-    specs = resolve_models(paths, cfg, params)
+    items = with_drawings(paths, cfg, load_test_items(paths, cfg.max_test), study.seed or 0)
+    specs = resolve_models(paths, cfg, study)
     showcase = showcase_ids([i.id for i in items], cfg.showcase)
     files = output_files(paths)
     state = _state(cfg, specs, items)
@@ -276,11 +277,11 @@ def run_compare(
             return load_result(paths)
 
     with torch_threads(cfg.torch_threads):
-        return _run(paths, cfg, params, items, specs, showcase, files, state, backend or PipelineBackend(cfg.unet_backend),
+        return _run(paths, cfg, study.seed or 0, items, specs, showcase, files, state, backend or PipelineBackend(cfg.unet_backend),
                     clip_scorer_factory, t0)
 
 
-def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[TestItem], specs: list[ModelSpec],
+def _run(paths: Paths, cfg: CompareConfig, seed: int, items: list[TestItem], specs: list[ModelSpec],
          showcase: list[str], files: dict[str, Path], state: dict[str, Any], backend: Backend,
          clip_scorer_factory: Callable[[CompareConfig, str], M.ClipDirectionScorer] | None, t0: float) -> CompareResult:
     device = resolve_device(cfg.device)
@@ -363,7 +364,7 @@ def _run(paths: Paths, cfg: CompareConfig, params: dict[str, Any], items: list[T
     control = pd.concat(control_parts, ignore_index=True) if control_parts else pd.DataFrame(columns=list(CONTROL_COLUMNS))
     binding = pd.concat([b for b in binding_parts if not b.empty] or [pd.DataFrame(columns=list(BINDING_COLUMNS))],
                         ignore_index=True)
-    boot_seed = int(params.get("seed", 0))
+    boot_seed = seed
     metrics_df = pd.concat([summarise_control(control, cfg.n_boot, boot_seed),
                             summarise_binding(binding, cfg.n_boot, boot_seed),
                             summarise(samples, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)

@@ -240,6 +240,36 @@ class Paths:
         return self.root / "notebooks"
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys on top; where both hold a mapping, merged the same way (lists and values are
+    replaced whole)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_overrides(params: dict[str, Any], overrides: Iterable[str], where: str = "--set") -> dict[str, Any]:
+    """``params`` with each ``section.key[.key...]=value`` of ``overrides`` set (the value read as YAML:
+    ``train.max_train_steps=10``, ``captions.cnn_lstm.epochs=2``, ``compare.seeds=[0,1]``); a new dict."""
+    out = dict(params)
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or parts[0] not in SECTIONS or not all(parts):
+            raise ConfigError(f"{where} {item!r}: write section.key=value with a section of {', '.join(SECTIONS)}, "
+                              f"e.g. train.max_train_steps=10")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where} {item!r}: the value is not YAML ({exc})") from exc
+        patch: Any = value
+        for part in reversed(parts[1:]):
+            patch = {part: patch}
+        out[parts[0]] = deep_merge(out.get(parts[0]) or {}, patch)
+    return out
+
+
 def load_params(profile: str | Path, root: Path | None = None) -> dict[str, Any]:
     """Read a profile's params file into a dict of step sections (``extends:`` merged in, top-level keys checked)."""
     paths = Paths.for_profile(profile, root)
@@ -259,8 +289,8 @@ def load_params(profile: str | Path, root: Path | None = None) -> dict[str, Any]
         if base_name not in PROFILES:
             raise ConfigError(f"{path}: extends: {base_name!r} must be a built-in profile ({', '.join(PROFILES)})")
         base = load_params(base_name, paths.root)
-        for name in SECTIONS:  # the user's keys override the base's, key by key
-            data[name] = {**(base.get(name) or {}), **(data.get(name) or {})}
+        for name in SECTIONS:  # the user's keys override the base's, key by key at every depth
+            data[name] = deep_merge(base.get(name) or {}, data.get(name) or {})
         data.setdefault("seed", base.get("seed"))
         data["extends"] = base_name
     data.setdefault("profile", paths.profile)
@@ -419,7 +449,32 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
     dataclass's own checks (:class:`FieldChecks`) reject among the values that fit."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: hints.get(f.name) for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    problems, good = value_problems(cls.__name__, fields, dict(values or {}))
+    values = dict(values or {})
+    problems: list[str] = []
+    moved = getattr(cls, "MOVED", {})
+    for key in [k for k in values if k in moved and k not in fields]:
+        head, _, rest = moved[key].partition(".")
+        problems.append(f"key {key!r} moved to {moved[key]!r}: write it under {head}: as {rest}: {values.pop(key)!r}")
+    nested: dict[str, Any] = {}
+    for name, tp in fields.items():  # a field that is itself a dataclass: its own mapping, checked the same way
+        if dataclasses.is_dataclass(tp) and name in values:
+            sub = values.pop(name)
+            if not isinstance(sub, dict):
+                problems.append(f"key {name!r} must be a mapping of {tp.__name__}'s keys, got {sub!r}")
+                continue
+            sub = dict(sub)
+            if "seed" in values and "seed" in {f.name for f in dataclasses.fields(tp)}:
+                sub.setdefault("seed", values["seed"])  # the section's seed reaches its parts
+            try:
+                nested[name] = from_dict(tp, sub, where=f"{where} {name}")
+            except ConfigError as exc:
+                problems += [line[len(where) + 1:] if line.startswith(f"{where} ") else line for line in exc.problems]
+        elif (dataclasses.is_dataclass(tp) and _plain_number(values.get("seed")) and isinstance(values["seed"], int)
+              and "seed" in {f.name for f in dataclasses.fields(tp)}):
+            nested[name] = from_dict(tp, {"seed": values["seed"]}, where=f"{where} {name}")
+    more, good = value_problems(cls.__name__, fields, values)
+    problems += more
+    good.update(nested)
     cfg = None
     try:
         cfg = cls(**good)

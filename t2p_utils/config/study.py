@@ -18,6 +18,7 @@ The check imports no torch (a second with Python's start-up): every step's datac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 from t2p_utils.config.captions import CaptionConfig
 from t2p_utils.config.compare import CompareConfig
-from t2p_utils.config.params import ConfigError, Paths, load_params, section
+from t2p_utils.config.params import ConfigError, Paths, apply_overrides, load_params, section
 from t2p_utils.config.scrape import ScrapeConfig
 from t2p_utils.config.train import TrainConfig
 
@@ -120,9 +121,16 @@ class StudyConfig:
         return found
 
 
-def load_study(profile: str | Path, root: Path | None = None, check: bool = True) -> StudyConfig:
+def load_study(profile: str | Path, root: Path | None = None, check: bool = True,
+               overrides: Iterable[str] = ()) -> StudyConfig:
     """The :class:`StudyConfig` of a built-in profile name or a user params file, every section checked
-    (:meth:`StudyConfig.check`; ``check=False``: built on first use, each section checked then)."""
+    (:meth:`StudyConfig.check`; ``check=False``: built on first use, each section checked then).
+
+    ``overrides``: ``section.key[.key...]=value`` settings on top of the file (:func:`~t2p_utils.config.params.
+    apply_overrides`; the trainer's and the benchmarks' ``--set``), checked like the file's own keys."""
     paths = Paths.for_profile(profile, root)
-    study = StudyConfig(paths, load_params(paths.spec, paths.root))
+    params = load_params(paths.spec, paths.root)
+    if overrides:
+        params = apply_overrides(params, overrides)
+    study = StudyConfig(paths, params)
     return study.check() if check else study

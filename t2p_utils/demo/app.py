@@ -80,7 +80,7 @@ from t2p_utils.compare.models import MODEL_LABELS, ZERO_SHOT, resolve_models
 from t2p_utils.compare.run import output_files
 from t2p_utils.config import CompareConfig
 from t2p_utils.config.compare import BACKENDS
-from t2p_utils.config.params import RUNS_DIR, Paths, load_params, resolve_device
+from t2p_utils.config.params import RUNS_DIR, Paths, resolve_device
 from t2p_utils.config.study import load_study
 from t2p_utils.core import flat as F
 from t2p_utils.core.colors import SYNONYMS, color_coverage, color_words, dominant_colors
@@ -626,14 +626,14 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 
 def _load(paths: Paths, device: str, backend: str) -> dict[str, LoadedModel]:
     study = load_study(paths.spec, paths.root)  # the whole params file checked, as the runner does
-    cfg, params = study.compare, study.params
+    cfg = study.compare
     dev = resolve_device(cfg.device if device == "auto" else device)
     names = model_names(paths, cfg)
     ready = [n for n in names if n == ZERO_SHOT or (paths.model(n) / "model_index.json").exists()]
     specs = {}
     if ready:
         try:
-            specs = {s.name: s for s in resolve_models(paths, dataclasses.replace(cfg, models=ready), params)}
+            specs = {s.name: s for s in resolve_models(paths, dataclasses.replace(cfg, models=ready), study)}
         except CompareError as exc:  # only when nothing is left to resolve
             log.warning("demo: %s", exc)
     out: dict[str, LoadedModel] = {}
@@ -925,8 +925,7 @@ def control_markdown(score: tuple[float, float, float] | None) -> str:
 
 def profile_resolution(profile: str, root: Path | None = None) -> int:
     """The resolution the profile's models were trained at (``train.resolution``)."""
-    params = load_params(profile, root)
-    return int((params.get("train") or {}).get("resolution", DEFAULT_RESOLUTION))
+    return load_study(profile, root, check=False).train.resolution
 
 
 # ---------------------------------------------------------------------------------------------

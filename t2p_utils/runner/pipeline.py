@@ -75,7 +75,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from t2p_utils.config.params import PROFILES, ConfigError, Paths, load_params
+from t2p_utils.config.params import PROFILES, ConfigError, Paths
 from t2p_utils.config.study import load_study
 from t2p_utils.core.io import atomic_write_json, atomic_write_text, sha256_file
 from t2p_utils.core.progress import ProgressWatcher, progress_file
@@ -114,7 +114,7 @@ def step_outputs(paths: Paths, step: str) -> list[Path]:
     if step == "03_clip_captioning":
         return [paths.captions(s) for s in ("clip", "palette")]
     if step == "04_finetune":
-        sources = (load_params(paths.spec, paths.root).get("train") or {}).get("sources") or ["cnn_lstm", "clip"]
+        sources = load_study(paths.spec, paths.root, check=False).train.sources
         return [paths.model(f"ip2p_{s}") / "model_index.json" for s in sources]
     if step == "05_compare":
         return [paths.reports / "compare_summary.json", paths.reports / "metrics.csv"]
@@ -282,7 +282,7 @@ def _params_stamp(paths: Paths, step: str) -> str:
     """A hash of the notebook, the profile, the top-level seed, the params sections ``step`` reads and the content of
     the input files no earlier step writes (:func:`step_inputs`); for 05 of an evaluate-only profile, the stamp of
     the other profile's 04 (its models)."""
-    params = load_params(paths.spec, paths.root)
+    params = load_study(paths.spec, paths.root, check=False).params
     used: dict[str, Any] = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
     used["inputs"] = {str(p): _file_stamp(p) for p in step_inputs(paths, step, params)}
     if step == "05_compare" and models_from(params):
@@ -306,7 +306,7 @@ def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
         for key in ("kaggle_dir", "folder_dir"):
             if scrape.get("source") == key.split("_")[0] and scrape.get(key):
                 found.append(paths.user_path(str(scrape[key])))
-        ref = reference_file(paths, params)
+        ref = reference_file(paths)
         return found + ([ref] if ref else [])
     reads_references = step in ("02_cnn_lstm_captioning", "03_clip_captioning", "05_compare")
     return [paths.committed_references] if reads_references and paths.reference_captions == paths.committed_references else []

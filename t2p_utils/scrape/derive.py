@@ -24,14 +24,14 @@ from __future__ import annotations
 import logging
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from t2p_utils.config import load_study
-from t2p_utils.config.params import ConfigError, Paths, load_params
+from t2p_utils.config.captions import palette_settings
+from t2p_utils.config.params import ConfigError, Paths
+from t2p_utils.config.study import StudyConfig, load_study
 from t2p_utils.core.colors import color_coverage
 from t2p_utils.core.manifest import read_manifest
 from t2p_utils.core.palette import PaletteColor, PaletteSettings, palette_caption_text, palette_colors
@@ -56,10 +56,10 @@ DERIVED_SWAP = "derived: seeded swap to basic colours the character lacks"
 DERIVED_FREE = "derived: seeded basic colours (no colour image)"
 
 
-def reference_file(paths: Paths, params: dict[str, Any] | None = None) -> Path | None:
+def reference_file(paths: Paths, study: StudyConfig | None = None) -> Path | None:
     """``captions.reference_file`` as a path (relative to the params file's folder, else to the root)."""
-    params = params if params is not None else load_params(paths.spec, paths.root)
-    value = (params.get("captions") or {}).get("reference_file")
+    study = study if study is not None else load_study(paths.spec, paths.root, check=False)
+    value = study.captions.reference_file
     return paths.user_path(str(value)) if value else None
 
 
@@ -129,22 +129,20 @@ def prepare_references(paths: Paths) -> pd.DataFrame:
 
     Built-in profiles keep theirs (hand-written or synthetic) and get the same summary of it.
     """
-    params = load_params(paths.spec, paths.root)
+    study = load_study(paths.spec, paths.root, check=False)
     manifest = read_manifest(paths.manifest)
     if paths.is_user:
-        _write(paths, params, manifest)
+        _write(paths, study, manifest)
     return reference_summary(paths)
 
 
-def _write(paths: Paths, params: dict[str, Any], manifest: pd.DataFrame) -> None:
-    from t2p_utils.config.captions import palette_settings
+def _write(paths: Paths, study: StudyConfig, manifest: pd.DataFrame) -> None:
     from t2p_utils.core.progress import tqdm
 
-    cfg = load_study(paths.spec, paths.root).captions
-    settings = palette_settings(cfg)
-    seed = int(params.get("seed") or 0)
+    settings = palette_settings(study.captions)
+    seed = study.seed or 0
     given: dict[str, dict[str, str]] = {}
-    user = reference_file(paths, params)
+    user = reference_file(paths, study)
     sources: list[tuple[pd.DataFrame, str]] = []
     if user is not None:
         sources.append((_read_user_csv(user), FROM_USER))

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from t2p_utils.config.params import RUNS_DIR, Paths, load_params
+from t2p_utils.config.params import RUNS_DIR, Paths
+from t2p_utils.config.study import load_study
 from t2p_utils.core.io import rgb_on_white
 from t2p_utils.core.standins import PALETTE_CAPTIONS
 
@@ -100,8 +101,7 @@ def caption_stand_in(paths: Paths, source: str) -> str | None:
                 value = None
             if value:
                 return str(value)
-    backend = (load_params(paths.spec, paths.root).get("captions") or {}).get("clip_backend") if paths.is_user else None
-    if source == "clip" and (paths.profile in ("smoke", "cpu") or backend == "palette"):
+    if source == "clip" and load_study(paths.spec, paths.root, check=False).captions.clip_backend == "palette":
         return PALETTE_CAPTIONS
     return None
 

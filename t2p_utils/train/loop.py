@@ -47,7 +47,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from t2p_utils.config.params import RUNS_DIR, Paths, from_dict, load_params, resolve_device, section_values
+from t2p_utils.config.params import RUNS_DIR, SECTIONS, Paths, resolve_device
+from t2p_utils.config.study import load_study
 from t2p_utils.config.train import TrainConfig
 from t2p_utils.core.io import atomic_path, atomic_write_image, atomic_write_json, atomic_write_text
 from t2p_utils.core.progress import phase, tqdm
@@ -719,26 +720,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume_from_checkpoint", default=None, help='"latest" or a checkpoint-<step> folder')
     p.add_argument("--force", action="store_true", help="retrain even when an up-to-date model exists")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a train: key (YAML value), e.g. --set max_train_steps=10")
+                   help="override a train: key (YAML value), e.g. --set max_train_steps=10, or any section.key=value")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
-    import yaml
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
     if args.config is None and args.profile is None:
         raise SystemExit("give --config params/<profile>.yaml or --profile <profile>")
     spec = args.config or args.profile  # a built-in profile name or a params file (a user profile's too)
-    data = load_params(spec)
-    profile = Paths.for_profile(spec).profile
-    where = f"{args.config or f'params/{profile}.yaml'} [train]"
-    values = section_values(data, "train", TrainConfig)
-    for item in args.set:
-        key, _, raw = item.partition("=")
-        values[key] = yaml.safe_load(raw)
-    cfg = from_dict(TrainConfig, values, where=where)
+    # --set max_train_steps=10 is train.max_train_steps=10; any section.key=value works too
+    sets = [item if item.split("=", 1)[0].split(".")[0] in SECTIONS else f"train.{item}" for item in args.set]
+    cfg = load_study(spec, overrides=sets).train
     paths = Paths.for_profile(spec)
     sources = args.source or available_sources(paths, cfg.sources)
     if not sources:
