@@ -93,6 +93,37 @@ def test_metrics_cover_every_model_and_metric(smoke_run: Path) -> None:
             assert stats["n"] >= 1
 
 
+#: 05's headline numbers as the notebook records them (t2p_utils.compare.record), spelled out here on their own:
+#: name prefix -> the metrics.csv row (metric, variant, prompt) it must equal
+HEADLINE_ROWS = {
+    "control": ("color_control", "raw", "control:all"),  # colour control, the training template's phrasings
+    "control_heldout": ("color_control", "raw", "control:heldout"),  # phrasings no training caption used
+    "binding": ("binding", "raw", "binding:all"),
+    "flat_line_fidelity": ("line_preservation", "flat", "faithful"),  # the drawing coloured flat at its size
+}
+
+
+def test_05_records_its_headline_numbers_in_the_executed_notebook(smoke_run: Path) -> None:
+    from t2p_utils.compare.record import recorded
+
+    got = recorded(smoke_run / "reports/smoke/notebooks/05_compare.ipynb")
+    metrics = pd.read_csv(smoke_run / "reports/smoke/metrics.csv")
+    models = list(dict.fromkeys(metrics["model"]))
+    assert {"ip2p_cnn_lstm", "ip2p_clip"} <= set(models)
+    assert set(got) == {f"{kind}:{m}" for kind in HEADLINE_ROWS for m in models}, sorted(got)
+    for m in models:
+        for kind, (metric, variant, prompt) in HEADLINE_ROWS.items():
+            name = f"{kind}:{m}"
+            row = metrics[(metrics["model"] == m) & (metrics["variant"] == variant) & (metrics["prompt"] == prompt)
+                          & (metrics["metric"] == metric)]
+            assert len(row) == 1, (name, len(row))
+            value, want = got[name], float(row["mean"].iloc[0])
+            # every smoke model has a drawing-size flat variant and ground truth: all four are computed
+            assert isinstance(value, float) and math.isfinite(value) and math.isfinite(want), (name, value, want)
+            assert abs(value - want) <= 1e-9, (name, value, want)
+            assert (0.0 <= value <= 1.0) if kind == "flat_line_fidelity" else (-1.0 <= value <= 1.0), (name, value)
+
+
 def test_recoloured_pairs_are_captioned_by_their_own_captioner(smoke_run: Path) -> None:
     for source in ("cnn_lstm", "clip"):
         folder = smoke_run / f"data/instructions/smoke/{source}"
