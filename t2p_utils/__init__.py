@@ -3,7 +3,8 @@
 Every bit of logic the notebooks run lives here, in one folder per step of the study. Imports point one way, from
 the top of this table to the bottom (``tests/test_layout.py`` checks it, and that there is no import circle); a
 step's code is its folder plus everything it imports, and the runner re-runs a step when any of it changes
-(:mod:`t2p_utils.runner.codegraph`).
+(:mod:`t2p_utils.runner.codegraph`); every cache inside a step keys on its settings, inputs and code the same way
+(:func:`t2p_utils.core.stamps.cache_key`).
 
 =============  =====================================================================================
 folder         what it holds

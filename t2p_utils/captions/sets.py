@@ -43,6 +43,7 @@ from t2p_utils.config.captions import CaptionConfig, palette_settings
 from t2p_utils.config.params import CAPTION_SOURCES, Paths
 from t2p_utils.core.io import atomic_open, atomic_write_json
 from t2p_utils.core.reference_csv import read_reference_csv, to_instruction
+from t2p_utils.core.stamps import cache_key, file_stamp
 from t2p_utils.core.standins import PALETTE_CAPTIONER, TINY_CLIP_CAPTIONER
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,19 @@ def clean_caption(caption: str) -> tuple[str, str]:
 # ----------------------------------------------------------------------------------------------
 
 def inputs_fingerprint(paths: Paths) -> dict[str, str]:
-    """sha256 of the files every caption set depends on (manifest, reference captions)."""
-    from t2p_utils.core.io import sha256_file
+    """What every caption set (and the CNN-LSTM) reads, for its key (:func:`t2p_utils.core.stamps.file_stamp`): the
+    manifest and the reference captions (sha256), and the folders of the images 01 rendered (names, sizes and
+    modification times), so re-rendered images with an unchanged manifest count as new inputs too."""
+    return {"manifest": file_stamp(paths.manifest), "reference": file_stamp(paths.reference_captions),
+            **{kind: file_stamp(folder) for kind, folder in (("color", paths.color_dir), ("lineart", paths.lineart_dir),
+                                                              ("mask", paths.mask_dir))}}
 
-    return {"manifest": sha256_file(paths.manifest) if paths.manifest.exists() else "",
-            "reference": sha256_file(paths.reference_captions) if paths.reference_captions.exists() else ""}
+
+def _cnn_lstm_key(paths: Paths, cfg: CaptionConfig) -> str:
+    """The CNN-LSTM's key: its settings and those choosing its training captions, the inputs, and the code that trains
+    it (this module, which picks the captions, and everything it imports: t2p_utils.captions.cnn_lstm, ...)."""
+    return cache_key({"cnn_lstm": cfg.cnn_lstm, "reference_share": cfg.reference_share, "seed": cfg.seed},
+                     inputs_fingerprint(paths), code=[__name__])
 
 
 def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False, progress: bool = True) -> Any:
@@ -150,11 +159,11 @@ def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False
     if not force and (folder / "model.safetensors").exists():
         loaded = load_captioner(folder)
         data_json = folder / "data.json"
-        same_inputs = data_json.exists() and json.loads(data_json.read_text()).get("inputs") == inputs_fingerprint(paths)
-        if asdict(loaded.config) == asdict(cfg.cnn_lstm) and same_inputs:
+        same = data_json.exists() and json.loads(data_json.read_text()).get("key") == _cnn_lstm_key(paths, cfg)
+        if same and asdict(loaded.config) == asdict(cfg.cnn_lstm):
             log.info("CNN-LSTM captioner found in %s (force=True retrains)", folder)
             return loaded
-        log.info("CNN-LSTM captioner in %s was trained with other settings or inputs: retraining", folder)
+        log.info("CNN-LSTM captioner in %s was trained with other settings, inputs or code: retraining", folder)
     manifest = load_manifest(paths)
     refs = load_references(paths, manifest)
     train = training_references(refs, cfg)
@@ -168,7 +177,7 @@ def train_or_load_cnn_lstm(paths: Paths, cfg: CaptionConfig, force: bool = False
     trained = train_captioner(images, train["caption"].tolist(), cfg.cnn_lstm, progress=progress, **kwargs)
     save_captioner(trained, folder)
     atomic_write_json({"train_ids": train["id"].tolist(), "val_ids": val["id"].tolist(),
-                       "inputs": inputs_fingerprint(paths)}, folder / "data.json")
+                       "inputs": inputs_fingerprint(paths), "key": _cnn_lstm_key(paths, cfg)}, folder / "data.json")
     log.info("CNN-LSTM: %d train captions, vocab %d, best epoch %d -> %s", len(train), len(trained.vocab),
              trained.best_epoch, folder)
     return trained
@@ -385,11 +394,13 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
     csv = paths.captions(source)
     meta = csv.with_suffix(".json")
     folder = paths.instructions(source)
-    fingerprint = json.dumps(asdict(cfg), sort_keys=True)
+    # the set's key: the whole captions: section, what it reads, and the code that makes it (this module and
+    # everything it imports: the captioners, the recolouring, the phrasings)
     inputs = inputs_fingerprint(paths)
+    key = cache_key(cfg, inputs, code=[__name__])
     if not force and csv.exists() and meta.exists() and (folder / "metadata.jsonl").exists():
         info = json.loads(meta.read_text())
-        if info.get("config") == json.loads(fingerprint) and info.get("inputs") == inputs:
+        if info.get("key") == key:
             log.info("%s captions up to date in %s (force=True rebuilds)", source, csv)
             rec = info.get("recolor") or {}
             return CaptionRun(source, csv, folder, info["captioner"], info["stand_in"], info["n_ids"],
@@ -410,7 +421,7 @@ def run_source(paths: Paths, source: str, cfg: CaptionConfig, force: bool = Fals
                      n_recolored=aug["n_recolored"], n_part=aug["n_part"], recolor_skipped=aug["skipped"])
     atomic_write_json({"source": source, "captioner": captioner, "stand_in": stand_in, "n_ids": run.n_ids,
                        "n_reference": n_ref, "n_generated": run.n_generated, "skipped": notes, "recolor": aug,
-                       "instructions_splits": ["train"], "config": json.loads(fingerprint), "inputs": inputs}, meta)
+                       "instructions_splits": ["train"], "config": asdict(cfg), "inputs": inputs, "key": key}, meta)
     log.info("%s: %d ids (%d reference, %d from %s) -> %s", source, run.n_ids, n_ref, run.n_generated, captioner, csv)
     return run
 

@@ -12,7 +12,8 @@ drawing at ``compare.drawing_size`` px (256 by default), made from the same sour
   (:func:`t2p_utils.scrape.userdata.load_square`), the mask from the colour image or the outline as in 01.
 
 Drawings are written under ``data/processed/<p>/drawing<size>/{color,lineart,mask}/<id>.png`` and reused while the
-source (its sha256, or a synthetic creature's parts and seed) and the size are unchanged (``state.json``).
+source (its sha256, or a synthetic creature's parts and seed), the size and the code that draws them are unchanged
+(``state.json``, :func:`_key`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from PIL import Image
 
 from t2p_utils.config.params import Paths
 from t2p_utils.core.io import atomic_write_image, atomic_write_json
+from t2p_utils.core.stamps import cache_key
 
 log = logging.getLogger(__name__)
-
-DRAWING_VERSION = 1  # bump when the way drawings are made changes
 
 
 class DrawingError(RuntimeError):
@@ -56,9 +56,15 @@ def _files(paths: Paths, size: int, sprite_id: str, has_color: bool) -> DrawingF
 
 
 def _key(row: pd.Series, size: int, seed: int) -> str:
+    """A drawing's key (:func:`t2p_utils.core.stamps.cache_key`): its size, its source (the sha256 of the file 01
+    read, or a synthetic creature's parts and seed) and the code that draws it (this module and what it imports:
+    01's rendering, line art and synthetic creatures, the user-data loader)."""
     if row["source"] == "synthetic":
-        return f"v{DRAWING_VERSION}|synthetic|{row.get('parts', '')}|{seed}|{size}"
-    return f"v{DRAWING_VERSION}|{row['source']}|{row['sha256']}|{row.get('color_source', '')}|{size}"
+        source = {"source": "synthetic", "parts": str(row.get("parts", "")), "seed": seed}
+    else:
+        source = {"source": str(row["source"]), "sha256": str(row["sha256"]),
+                  "color_source": str(row.get("color_source", ""))}
+    return cache_key({"size": size}, source, code=[__name__])
 
 
 def _make(paths: Paths, row: pd.Series, size: int, seed: int, out: DrawingFiles) -> None:

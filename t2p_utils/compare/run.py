@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
 import itertools
 import json
 import logging
@@ -86,6 +85,7 @@ from t2p_utils.config.study import load_study
 from t2p_utils.core.io import atomic_open, atomic_write_image, atomic_write_json
 from t2p_utils.core.manifest import read_manifest
 from t2p_utils.core.progress import tqdm
+from t2p_utils.core.stamps import cache_key, file_stamp
 from t2p_utils.core.threads import torch_threads
 from t2p_utils.inference.backends import Backend, PipelineBackend, generate_batched
 from t2p_utils.inference.onnx_unet import engine_of
@@ -158,24 +158,30 @@ def sweep_path(paths: Paths, model: str, sprite_id: str, ig: float, tg: float) -
 
 
 def _fingerprint(spec: ModelSpec) -> str:
-    """Changes when the model's files change (sizes and modification times), so a retrained model is re-run."""
+    """Changes when the model's files change (names, sizes and modification times:
+    :func:`t2p_utils.core.stamps.file_stamp` of its folder), so a retrained model is re-run; a hub id is itself."""
     folder = Path(spec.source)
     if not folder.is_dir():
         return spec.source  # a hub id
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return cache_key(inputs=file_stamp(folder))
 
 
-def _state(cfg: CompareConfig, specs: list[ModelSpec], items: list[TestItem]) -> dict[str, Any]:
-    return {
-        "config": dataclasses.asdict(cfg),
-        "models": {s.name: _fingerprint(s) for s in specs},
-        "tests": hashlib.sha256(json.dumps([dataclasses.astuple(i)[:3] for i in items]).encode()).hexdigest()[:16],
-    }
+def _item_files(item: TestItem) -> dict[str, str]:
+    """The content of a test item's images (and of its drawing's), by role."""
+    files = {"color": item.color, "lineart": item.lineart, "mask": item.mask}
+    if item.drawing is not None:
+        files |= {f"drawing_{k}": getattr(item.drawing, k) for k in ("color", "lineart", "mask")}
+    return {k: file_stamp(p) if p is not None else "none" for k, p in files.items()}
+
+
+def _state(cfg: CompareConfig, specs: list[ModelSpec], items: list[TestItem], seed: int = 0) -> dict[str, Any]:
+    """What 05's outputs were made from: its key (:func:`t2p_utils.core.stamps.cache_key` of the compare: section,
+    the models, the test items with their images, the study's seed, and the code: this module and everything it
+    imports, metrics, figures' inputs, the inference backends ...) and, to read, the models' fingerprints."""
+    models = {s.name: _fingerprint(s) for s in specs}
+    tests = [[i.id, i.faithful, i.counterfactual, _item_files(i)] for i in items]
+    return {"key": cache_key(cfg, {"models": models, "tests": tests, "seed": seed}, code=[__name__]),
+            "models": models}
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -269,7 +275,7 @@ def run_compare(
     specs = resolve_models(paths, cfg, study)
     showcase = showcase_ids([i.id for i in items], cfg.showcase)
     files = output_files(paths)
-    state = _state(cfg, specs, items)
+    state = _state(cfg, specs, items, study.seed or 0)
     if not force and all(p.exists() for p in files.values()):
         old = json.loads(files["summary"].read_text(encoding="utf-8"))
         if old.get("state") == state:
@@ -281,9 +287,11 @@ def run_compare(
                     clip_scorer_factory, t0)
 
 
-def _run(paths: Paths, cfg: CompareConfig, seed: int, items: list[TestItem], specs: list[ModelSpec],
+def _run(paths: Paths, cfg: CompareConfig, study_seed: int, items: list[TestItem], specs: list[ModelSpec],
          showcase: list[str], files: dict[str, Path], state: dict[str, Any], backend: Backend,
          clip_scorer_factory: Callable[[CompareConfig, str], M.ClipDirectionScorer] | None, t0: float) -> CompareResult:
+    """Every model in turn: the test prompts (:func:`_score_prompts`), colour control, binding and, for the sweep
+    model, the guidance sweep (:func:`_sweep`); then the summaries, written to ``files``."""
     device = resolve_device(cfg.device)
     sweep_model = cfg.sweep_model if cfg.sweep_model in {s.name for s in specs} else specs[-1].name
     with_truth = [i for i in items if i.faithful]  # line art without a colour image has no faithful instruction
@@ -310,52 +318,11 @@ def _run(paths: Paths, cfg: CompareConfig, seed: int, items: list[TestItem], spe
             from t2p_utils.inference.pipeline import set_sampler
 
             set_sampler(pipe, cfg.sampler)
-        for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=spec.name, leave=False):
-            these = [i for i in items if getattr(i, prompt)]
-            if not these:
-                continue
-            instr = [getattr(i, prompt) for i in these]
-            outs = generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in these], instr, cfg, seed,
-                                     cfg.text_guidance, cfg.image_guidance)
-            lines = [opened[i.id]["lineart"] for i in these]
-            clip: dict[str, list[float]] = {}
-            if scorer is not None:  # one batched CLIP pass per variant
-                protected = [M.protect(o, opened[i.id]["lineart"], opened[i.id]["mask"], cfg.outline_l)
-                             for i, o in zip(these, outs, strict=True)]
-                src, dst = [cfg.clip_input_caption] * len(these), [caption_of(t) for t in instr]
-                clip = {"raw": scorer.direction_similarity(lines, outs, src, dst).tolist(),
-                        "protected": scorer.direction_similarity(lines, protected, src, dst).tolist()}
-            for k, (item, out) in enumerate(zip(these, outs, strict=True)):
-                path = sample_path(paths, spec.name, prompt, item.id, seed)
-                atomic_write_image(out, path)
-                variants = variant_images(out, opened[item.id], cfg.outline_l)
-                images = {v: path for v in variants[0] if v not in ("flat",)}  # protected/upsampled: made from raw
-                if "flat" in variants[0]:
-                    images["flat"] = sample_path(paths, spec.name, prompt, item.id, seed, "flat")
-                    atomic_write_image(variants[0]["flat"], images["flat"])
-                scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l,
-                                      cfg.drawing_outline_l, variants)
-                for variant, s in scores.items():
-                    if clip and variant in clip:
-                        s["clip_direction"] = float(clip[variant][k])
-                    rows.append({"id": item.id, "model": spec.name, "variant": variant, "prompt": prompt, "seed": seed,
-                                 "instruction": instr[k], "image": str(images[variant].relative_to(paths.reports)),
-                                 **s, "note": variants[1] if variant == "flat" else ""})
+        rows += _score_prompts(paths, cfg, backend, pipe, spec.name, items, opened, scorer)
         control_parts.append(run_control(paths, cfg, backend, pipe, spec.name, items, opened))
         binding_parts.append(run_binding(paths, cfg, backend, pipe, spec.name, items, opened))
         if spec.name == sweep_model and sweep_items:
-            grid = list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance))
-            for ig, tg in tqdm(grid, desc=f"sweep {spec.name}", leave=False):
-                outs = generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in sweep_items],
-                                         [i.faithful for i in sweep_items], cfg, cfg.seeds[0], tg, ig)
-                for item, out in zip(sweep_items, outs, strict=True):
-                    path = sweep_path(paths, spec.name, item.id, ig, tg)
-                    atomic_write_image(out, path)
-                    s = score_output(out, item, "faithful", item.faithful, model_size(opened[item.id]),
-                                     cfg.outline_l)["raw"]
-                    sweep_rows.append({"id": item.id, "model": spec.name, "image_guidance": ig, "text_guidance": tg,
-                                       "image": str(path.relative_to(paths.reports)),
-                                       **{k: s[k] for k in ("delta_e", "leakage", "line_preservation", "adherence")}})
+            sweep_rows += _sweep(paths, cfg, backend, pipe, spec.name, sweep_items, opened)
         del pipe
         gc.collect()
         timings[spec.name] = round(time.perf_counter() - t_model, 2)
@@ -364,16 +331,14 @@ def _run(paths: Paths, cfg: CompareConfig, seed: int, items: list[TestItem], spe
     control = pd.concat(control_parts, ignore_index=True) if control_parts else pd.DataFrame(columns=list(CONTROL_COLUMNS))
     binding = pd.concat([b for b in binding_parts if not b.empty] or [pd.DataFrame(columns=list(BINDING_COLUMNS))],
                         ignore_index=True)
-    boot_seed = seed
-    metrics_df = pd.concat([summarise_control(control, cfg.n_boot, boot_seed),
-                            summarise_binding(binding, cfg.n_boot, boot_seed),
-                            summarise(samples, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
+    metrics_df = pd.concat([summarise_control(control, cfg.n_boot, study_seed),
+                            summarise_binding(binding, cfg.n_boot, study_seed),
+                            summarise(samples, n_boot=cfg.n_boot, seed=study_seed)], ignore_index=True)
     names = [s.name for s in specs]
-    paired = pd.concat([paired_control(control, names, cfg.n_boot, boot_seed),
-                        paired_binding(binding, names, cfg.n_boot, boot_seed),
-                        paired_differences(samples, names, n_boot=cfg.n_boot, seed=boot_seed)], ignore_index=True)
-    sweep = pd.DataFrame(sweep_rows, columns=["id", "model", "image_guidance", "text_guidance", "image",
-                                              "delta_e", "leakage", "line_preservation", "adherence"])
+    paired = pd.concat([paired_control(control, names, cfg.n_boot, study_seed),
+                        paired_binding(binding, names, cfg.n_boot, study_seed),
+                        paired_differences(samples, names, n_boot=cfg.n_boot, seed=study_seed)], ignore_index=True)
+    sweep = pd.DataFrame(sweep_rows, columns=list(SWEEP_COLUMNS))
     summary = {
         "profile": paths.profile,
         "n_test": len(items),
@@ -399,16 +364,73 @@ def _run(paths: Paths, cfg: CompareConfig, seed: int, items: list[TestItem], spe
         "unet_engine": engines,
         "state": state,
     }
-    _write_csv(samples, files["samples"])
-    _write_csv(metrics_df, files["metrics_csv"])
+    for name, frame in (("samples", samples), ("metrics_csv", metrics_df), ("paired", paired), ("sweep", sweep),
+                        ("control", control), ("binding", binding)):
+        _write_csv(frame, files[name])
     atomic_write_json(_metrics_json(metrics_df, specs), files["metrics_json"])
-    _write_csv(paired, files["paired"])
-    _write_csv(sweep, files["sweep"])
-    _write_csv(control, files["control"])
-    _write_csv(binding, files["binding"])
     atomic_write_json(summary, files["summary"])
     log.info("05_compare: %d samples scored in %.1f s -> %s", len(samples), summary["seconds"]["total"], paths.reports)
     return CompareResult(samples, metrics_df, paired, sweep, specs, showcase, summary, control, binding)
+
+
+SWEEP_COLUMNS: tuple[str, ...] = ("id", "model", "image_guidance", "text_guidance", "image", "delta_e", "leakage",
+                                  "line_preservation", "adherence")
+
+
+def _score_prompts(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
+                   opened: dict[str, dict[str, Any]], scorer: M.ClipDirectionScorer | None) -> list[dict[str, Any]]:
+    """One model on every test character's faithful and counterfactual instruction, each seed: the images written,
+    every variant scored (a :data:`SAMPLE_COLUMNS` row each)."""
+    rows: list[dict[str, Any]] = []
+    for prompt, seed in tqdm(list(itertools.product(PROMPTS, cfg.seeds)), desc=model, leave=False):
+        these = [i for i in items if getattr(i, prompt)]
+        if not these:
+            continue
+        instr = [getattr(i, prompt) for i in these]
+        lines = [opened[i.id]["lineart"] for i in these]
+        outs = generate_batched(backend, pipe, lines, instr, cfg, seed, cfg.text_guidance, cfg.image_guidance)
+        clip: dict[str, list[float]] = {}
+        if scorer is not None:  # one batched CLIP pass per variant
+            protected = [M.protect(o, opened[i.id]["lineart"], opened[i.id]["mask"], cfg.outline_l)
+                         for i, o in zip(these, outs, strict=True)]
+            src, dst = [cfg.clip_input_caption] * len(these), [caption_of(t) for t in instr]
+            clip = {"raw": scorer.direction_similarity(lines, outs, src, dst).tolist(),
+                    "protected": scorer.direction_similarity(lines, protected, src, dst).tolist()}
+        for k, (item, out) in enumerate(zip(these, outs, strict=True)):
+            path = sample_path(paths, model, prompt, item.id, seed)
+            atomic_write_image(out, path)
+            variants = variant_images(out, opened[item.id], cfg.outline_l)
+            images = {v: path for v in variants[0] if v not in ("flat",)}  # protected/upsampled: made from raw
+            if "flat" in variants[0]:
+                images["flat"] = sample_path(paths, model, prompt, item.id, seed, "flat")
+                atomic_write_image(variants[0]["flat"], images["flat"])
+            scores = score_output(out, item, prompt, instr[k], opened[item.id], cfg.outline_l,
+                                  cfg.drawing_outline_l, variants)
+            for variant, s in scores.items():
+                if clip and variant in clip:
+                    s["clip_direction"] = float(clip[variant][k])
+                rows.append({"id": item.id, "model": model, "variant": variant, "prompt": prompt, "seed": seed,
+                             "instruction": instr[k], "image": str(images[variant].relative_to(paths.reports)),
+                             **s, "note": variants[1] if variant == "flat" else ""})
+    return rows
+
+
+def _sweep(paths: Paths, cfg: CompareConfig, backend: Backend, pipe: Any, model: str, items: list[TestItem],
+           opened: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The guidance sweep of one model over the showcase characters (a :data:`SWEEP_COLUMNS` row each)."""
+    rows = []
+    for ig, tg in tqdm(list(itertools.product(cfg.sweep_image_guidance, cfg.sweep_text_guidance)),
+                       desc=f"sweep {model}", leave=False):
+        outs = generate_batched(backend, pipe, [opened[i.id]["lineart"] for i in items],
+                                [i.faithful for i in items], cfg, cfg.seeds[0], tg, ig)
+        for item, out in zip(items, outs, strict=True):
+            path = sweep_path(paths, model, item.id, ig, tg)
+            atomic_write_image(out, path)
+            s = score_output(out, item, "faithful", item.faithful, model_size(opened[item.id]), cfg.outline_l)["raw"]
+            rows.append({"id": item.id, "model": model, "image_guidance": ig, "text_guidance": tg,
+                         "image": str(path.relative_to(paths.reports)),
+                         **{k: s[k] for k in ("delta_e", "leakage", "line_preservation", "adherence")}})
+    return rows
 
 
 def _metrics_json(metrics_df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, Any]:

@@ -7,12 +7,10 @@ bad ``train:`` key is reported in a second, not after 01-03 have run.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 from t2p_utils.config.params import CAPTION_SOURCES, FieldChecks
+from t2p_utils.core.stamps import NOT_STAMPED, cache_key
 from t2p_utils.core.standins import PRETRAINED_IP2P
 
 #: The samplers a pipeline can be given (t2p_utils.inference.pipeline; read here without torch).
@@ -27,7 +25,8 @@ class TrainConfig:
     """The ``train:`` section of ``params/<profile>.yaml`` (defaults: the seed's full recipe)."""
 
     # which captions to train on (notebook 04 trains one model per source found on disk)
-    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "reference"])
+    # (fields with metadata=NOT_STAMPED say how or what is run, not what a model learns: left out of fingerprint())
+    sources: list[str] = field(default_factory=lambda: ["cnn_lstm", "clip", "reference"], metadata=NOT_STAMPED)
     # model
     model_source: str = "pretrained"  # pretrained | scratch
     pretrained_model: str = PRETRAINED_IP2P  # hub id or local folder (an IP2P or a plain SD pipeline)
@@ -73,21 +72,23 @@ class TrainConfig:
     text_time_embedding: bool = False  # scratch UNets: pooled text added to the time embedding (see scratch_models)
     sampler: str = "euler_ancestral"  # the saved pipeline's scheduler: euler_ancestral (as IP2P) | euler | ddim
     seed: int = 42
-    cpu_threads: int | None = None  # torch threads on CPU (None: torch's default); tiny models run best on 1
-    parallel_sources: int = 1  # CPU only: train up to this many caption sources at once, one process each,
-    # the cores split between them (two 1-thread processes beat one 2-thread process on small UNets)
+    # torch threads on CPU (None: torch's default); tiny models run best on 1
+    cpu_threads: int | None = field(default=None, metadata=NOT_STAMPED)
+    # CPU only: train up to this many caption sources at once, one process each, the cores split between them (two
+    # 1-thread processes beat one 2-thread process on small UNets)
+    parallel_sources: int = field(default=1, metadata=NOT_STAMPED)
     # checkpoints and logs
-    checkpointing_steps: int = 5000
-    checkpoints_total_limit: int | None = 2
-    log_every: int = 10
+    checkpointing_steps: int = field(default=5000, metadata=NOT_STAMPED)
+    checkpoints_total_limit: int | None = field(default=2, metadata=NOT_STAMPED)
+    log_every: int = field(default=10, metadata=NOT_STAMPED)
     # seeded validation images during training
     validation_steps: int = 2500
     num_validation_images: int = 4
     validation_inference_steps: int = 20
     # inference settings recorded in the model card and used by generate() callers
-    inference_steps: int = 100
-    text_guidance: float = 7.5
-    image_guidance: float = 1.5
+    inference_steps: int = field(default=100, metadata=NOT_STAMPED)
+    text_guidance: float = field(default=7.5, metadata=NOT_STAMPED)
+    image_guidance: float = field(default=1.5, metadata=NOT_STAMPED)
 
     def __post_init__(self) -> None:
         c = FieldChecks(self)
@@ -110,11 +111,9 @@ class TrainConfig:
         c.raise_if_any("train")
 
     def fingerprint(self) -> str:
-        """A short hash of every setting that changes the trained weights."""
-        skip = {"sources", "cpu_threads", "parallel_sources", "checkpointing_steps", "checkpoints_total_limit", "log_every", "inference_steps",
-                "text_guidance", "image_guidance"}
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of every setting that changes the trained weights (:func:`t2p_utils.core.stamps.cache_key`
+        of the fields not marked ``NOT_STAMPED``)."""
+        return cache_key(self)
 
 
 

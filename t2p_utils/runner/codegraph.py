@@ -1,5 +1,5 @@
-"""The package's import graph, read from the source (nothing is imported): what a step's code is, and which way
-imports point.
+"""What a step's code is, and which way imports point, from the package's import graph (read from the source,
+nothing imported: :mod:`t2p_utils.core.codegraph`, re-exported here).
 
 - :func:`step_modules`: the modules a notebook runs = its step's folder, the modules its code cells import, and
   everything those import in turn (at the top of a module or inside a function). The runner stamps a step with a
@@ -12,14 +12,15 @@ imports point.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 
-PACKAGE = "t2p_utils"
-ROOT = Path(__file__).resolve().parents[1]
+# the graph itself (what a module imports, and everything it brings) is core's: one copy, which cache keys read too
+from t2p_utils.core.codegraph import PACKAGE, ROOT, closure, import_graph, imported_names, module_files
+from t2p_utils.core.stamps import cache_key
+
+__all__ = ["LAYERS", "PACKAGE", "ROOT", "STEP_FOLDERS", "circles", "closure", "code_stamp", "import_graph",
+           "imported_names", "layer_of", "module_files", "notebook_imports", "step_modules", "wrong_way_imports"]
 
 #: The package's folders in import order: each may import from itself and from those before it.
 LAYERS: tuple[str, ...] = ("core", "config", "scrape", "captions", "inference", "train", "compare", "demo", "runner")
@@ -32,70 +33,6 @@ STEP_FOLDERS: dict[str, str] = {
     "04_finetune": "train",
     "05_compare": "compare",
 }
-
-
-def module_files(root: Path = ROOT) -> dict[str, Path]:
-    """Every module of the package: dotted name -> file (``t2p_utils.core.io`` -> ``.../core/io.py``)."""
-    out = {}
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root.parent).with_suffix("").parts
-        if "__pycache__" in parts:
-            continue
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
-def imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """The dotted names imported anywhere in ``tree`` (absolute, relative ones resolved), with ``from X import y``
-    giving both ``X`` and ``X.y``."""
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                base = base[: len(base) - node.level + (1 if is_package else 0)]
-                src = ".".join(base + ([node.module] if node.module else []))
-            else:
-                src = node.module or ""
-            out.add(src)
-            out.update(f"{src}.{a.name}" for a in node.names)
-    return out
-
-
-@lru_cache(maxsize=4)
-def _graph(root: Path, stamp: str) -> dict[str, frozenset[str]]:
-    files = module_files(root)
-    graph = {}
-    for name, path in files.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        found = imported_names(tree, name, path.name == "__init__.py")
-        graph[name] = frozenset(m for m in found if m in files and m != name)
-    return graph
-
-
-def import_graph(root: Path = ROOT) -> dict[str, frozenset[str]]:
-    """module -> the package modules it imports (anywhere in its source)."""
-    files = module_files(root)
-    stamp = "|".join(f"{p}:{p.stat().st_mtime_ns}" for p in files.values())
-    return _graph(root, stamp)
-
-
-def closure(start: Iterable[str], graph: dict[str, frozenset[str]]) -> set[str]:
-    """``start`` and every module reachable from it; a module brings its packages' ``__init__`` too."""
-    seen: set[str] = set()
-    todo = [m for m in start if m in graph]
-    while todo:
-        m = todo.pop()
-        if m in seen:
-            continue
-        seen.add(m)
-        parents = [".".join(m.split(".")[:k]) for k in range(1, m.count(".") + 1)]
-        todo.extend(x for x in [*graph[m], *parents] if x in graph and x not in seen)
-    return seen
 
 
 def notebook_imports(notebook: Path) -> set[str]:
@@ -125,12 +62,9 @@ def step_modules(step: str, notebook: Path | None = None, root: Path = ROOT) -> 
 
 
 def code_stamp(step: str, notebook: Path | None = None, root: Path = ROOT) -> str:
-    """A hash of the source of every module ``step`` runs: editing one re-runs the step."""
-    files = module_files(root)
-    h = hashlib.sha256()
-    for name in step_modules(step, notebook, root):
-        h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    """A hash of the source of every module ``step`` runs (:func:`t2p_utils.core.stamps.cache_key` of its code):
+    editing one re-runs the step."""
+    return cache_key(code=step_modules(step, notebook, root), root=root)
 
 
 def layer_of(module: str) -> str | None:

@@ -10,12 +10,14 @@ section's types, keys and ranges, the folders and files 01 reads; no torch impor
 stops the run with a line per problem and nothing written under data/, models/ or reports/.
 
 Each executed notebook lands in ``reports/<profile>/notebooks/`` as ``.ipynb`` and ``.html``;
-``reports/<profile>/steps.json`` records status, wall time, outputs and a stamp per step: a hash
-of its notebook, the params sections it reads (``STEP_SECTIONS``, plus ``seed``), the content of
-the input files no earlier step writes (``step_inputs``) and the source of the package modules it
-runs (its folder and everything its notebook imports, read from the source by :mod:`t2p_utils.runner.codegraph`), so editing ``compare:`` re-runs only 05, editing the committed reference
-captions re-runs 02 on, and editing ``metrics.py`` recomputes 05 (forced: its own caches cannot see
-code). A step counts as done when it succeeded with the same stamp and its outputs still exist; a
+``reports/<profile>/steps.json`` records status, wall time, outputs and a stamp per step, made by the one
+staleness rule every cache inside the steps follows too (:func:`t2p_utils.core.stamps.cache_key`: settings, inputs,
+code): a hash of the params sections it reads (``STEP_SECTIONS``, plus ``seed``), of its notebook and the content of
+the input files no earlier step writes (``step_inputs``), then a hash of the source of the package modules it runs
+(its folder and everything its notebook imports, read from the source by :mod:`t2p_utils.runner.codegraph`), so
+editing ``compare:`` re-runs only 05, editing the committed reference captions re-runs 02 on, and editing
+``metrics.py`` re-runs 05, whose cached outputs key on that code too (only 04 is forced after a code edit:
+:data:`CODE_FORCES`). A step counts as done when it succeeded with the same stamp and its outputs still exist; a
 failed step stops the run with the notebook and cell named, and the next run starts there; a step
 that was interrupted (Ctrl-C, a killed run) is resumed by the next run, ``--from`` included (04
 continues from its last checkpoint); ``--force`` starts afresh. An evaluate-only profile
@@ -58,7 +60,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -79,6 +80,7 @@ from t2p_utils.config.params import PROFILES, ConfigError, Paths
 from t2p_utils.config.study import load_study
 from t2p_utils.core.io import atomic_write_json, atomic_write_text, sha256_file
 from t2p_utils.core.progress import ProgressWatcher, progress_file
+from t2p_utils.core.stamps import cache_key, file_stamp
 from t2p_utils.runner import codegraph
 
 log = logging.getLogger(__name__)
@@ -272,6 +274,15 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
     "04_finetune": ("train",),
     "05_compare": ("compare",),
 }
+
+#: The steps forced when the code they run changed. Every cache inside a step keys on the code that makes it
+#: (:func:`t2p_utils.core.stamps.cache_key`: 01's renders and synthetic creatures, 02's CNN-LSTM, 02's and 03's caption
+#: sets, 04's shared VAE and trained models, 05's outputs and drawings), so a step re-run after an edit remakes what
+#: the edit touched and reuses the rest. 04 stays forced: an interrupted 04 resumes its checkpoints across a code edit
+#: (they key on settings and data only, so an hour of training survives a fix), and a finished one starts afresh.
+CODE_FORCES: tuple[str, ...] = ("04_finetune",)
+
+
 def _code_stamp(step: str) -> str:
     """A hash of the source of every package module ``step`` runs (:func:`t2p_utils.runner.codegraph.step_modules`:
     its folder, what its notebook imports, and what those import): editing one re-runs the step."""
@@ -284,13 +295,12 @@ def _params_stamp(paths: Paths, step: str) -> str:
     the other profile's 04 (its models)."""
     params = load_study(paths.spec, paths.root, check=False).params
     used: dict[str, Any] = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
-    used["inputs"] = {str(p): _file_stamp(p) for p in step_inputs(paths, step, params)}
+    inputs: dict[str, Any] = {"notebook": file_stamp(paths.notebooks / f"{step}.ipynb"),
+                              "files": {str(p): file_stamp(p) for p in step_inputs(paths, step, params)}}
     if step == "05_compare" and models_from(params):
         other = Paths.for_profile(models_from(params), paths.root)
-        used["models_from"] = (load_state(other).get("04_finetune") or {}).get("fingerprint", "")
-    h = hashlib.sha256((paths.notebooks / f"{step}.ipynb").read_bytes())
-    h.update(json.dumps(used, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
+        inputs["models_from"] = (load_state(other).get("04_finetune") or {}).get("fingerprint", "")
+    return cache_key(used, inputs)
 
 
 def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
@@ -310,19 +320,6 @@ def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
         return found + ([ref] if ref else [])
     reads_references = step in ("02_cnn_lstm_captioning", "03_clip_captioning", "05_compare")
     return [paths.committed_references] if reads_references and paths.reference_captions == paths.committed_references else []
-
-
-def _file_stamp(path: Path) -> str:
-    """sha256 of a file; for a folder, of its files' names, sizes and modification times (images are many)."""
-    if path.is_file():
-        return sha256_file(path)
-    if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(x for x in path.rglob("*") if x.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
-    return "missing"
 
 
 def models_from(params: dict[str, Any]) -> str:
@@ -714,12 +711,14 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
         elif done and not prev.get("checks"):  # recorded before outputs were hashed: hash them now
             state[step] = {**prev, "checks": _output_checks(paths, step)}
             _save_state(paths, state)
-        # code the step runs changed since it last succeeded: its own caches cannot tell, so it recomputes (force)
+        # code the step runs changed since it last succeeded: it runs again (its stamp differs); its caches key on
+        # their own code, so it is forced only where one of them does not (CODE_FORCES)
         code_changed = (prev.get("status") == "ok" and "-" in str(prev.get("fingerprint"))
                         and str(prev["fingerprint"]).split("-")[1] != stamp.split("-")[1])
         if code_changed:
-            log.info("%s: the code it runs changed (t2p_utils.%s or a module it imports); recomputing", step,
-                     codegraph.STEP_FOLDERS.get(step, "?"))
+            log.info("%s: the code it runs changed (t2p_utils.%s or a module it imports); %s", step,
+                     codegraph.STEP_FOLDERS.get(step, "?"),
+                     "recomputing (forced)" if step in CODE_FORCES else "running it again (its caches see which code)")
         if done and not rerun and not forced_here:
             log.info("%s: done earlier (%.1f s), skipped", step, prev["seconds"])
             continue
@@ -739,7 +738,8 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
 
         try:
             record("interrupted", "started, not finished")  # what a killed run leaves behind
-            res = run_step(paths, step, {"force": bool(force or forced_here or code_changed or broken) and not resume})
+            code_forced = code_changed and step in CODE_FORCES
+            res = run_step(paths, step, {"force": bool(force or forced_here or code_forced or broken) and not resume})
             res.outputs = _recorded_outputs(paths, step)
             res.checks = _output_checks(paths, step)
             state[step] = asdict(res)

@@ -2,8 +2,9 @@
 
 SVGs are rendered with cairosvg at ``size`` x ``size`` (aspect kept, centred by the SVG's
 own ``preserveAspectRatio``), composited onto white; the alpha channel becomes the mask.
-Rendering runs in a process pool and is skipped for ids whose source hash and settings
-match the last render (``render_state.json``), so a re-run is quick.
+Rendering runs in a process pool and is skipped for ids whose source hash, settings and rendering code (this module
+and what it imports, e.g. the line art) match the last render (``render_state.json``, keyed by
+:func:`t2p_utils.core.stamps.cache_key`), so a re-run is quick.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RENDER_VERSION = 2  # bump when the rendering changes, to invalidate old outputs
 MASK_THRESHOLD = 128  # alpha at or above this is "character"
 #: line art is "ok" when outline pixels cover this share of the character region
 LINEART_MIN_SHARE, LINEART_MAX_SHARE = 0.01, 0.75

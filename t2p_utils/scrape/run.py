@@ -39,7 +39,8 @@ from t2p_utils.config.scrape import (
 )
 from t2p_utils.core.io import atomic_path, atomic_write_json, sha256_file
 from t2p_utils.core.manifest import write_manifest
-from t2p_utils.scrape.render import RENDER_VERSION, RenderJob, RenderResult, render_all
+from t2p_utils.core.stamps import cache_key
+from t2p_utils.scrape.render import RenderJob, RenderResult, render_all
 from t2p_utils.scrape.split import assign_splits, load_families
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,15 @@ def _sort_key(sprite_id: str) -> tuple[int, str]:
 
 
 def _render_state(paths: Paths) -> dict[str, dict[str, object]]:
+    """The last render of each id: its key (:func:`_render_key`) and result (``render_state.json``)."""
     p = paths.processed / "render_state.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _render_key(svg_sha256: str, size: int) -> str:
+    """An id's render key: the size, the SVG's content and the rendering code (t2p_utils.scrape.render and what it
+    imports: the line art, ...)."""
+    return cache_key({"size": size}, svg_sha256, code=["t2p_utils.scrape.render"])
 
 
 def render_folder(paths: Paths, cfg: ScrapeConfig, svg_dir: Path, source: str,
@@ -194,13 +202,13 @@ def render_folder(paths: Paths, cfg: ScrapeConfig, svg_dir: Path, source: str,
         svgs = svgs[: cfg.limit]
     state = {} if force else _render_state(paths)
     hashes = {p.stem: sha256_file(p) for p in svgs}
+    keys = {stem: _render_key(sha, cfg.size) for stem, sha in hashes.items()}
     todo, results = [], {}
     for p in svgs:
         job = RenderJob(p.stem, p, paths.image("color", p.stem), paths.image("lineart", p.stem),
                         paths.image("mask", p.stem), cfg.size)
         prev = state.get(p.stem)
-        fresh = prev and prev.get("sha256") == hashes[p.stem] and prev.get("size") == cfg.size \
-            and prev.get("version") == RENDER_VERSION
+        fresh = prev and prev.get("key") == keys[p.stem]
         if fresh and (prev["status"] != "ok" or all(x.exists() for x in (job.color, job.lineart, job.mask))):
             results[p.stem] = RenderResult(p.stem, str(prev["status"]), str(prev["error"]), bool(prev["lineart_ok"]))
         else:
@@ -209,7 +217,7 @@ def render_folder(paths: Paths, cfg: ScrapeConfig, svg_dir: Path, source: str,
     for r in render_all(todo, workers=cfg.workers):
         results[r.sprite_id] = r
     new_state = {
-        i: {"sha256": hashes[i], "size": cfg.size, "version": RENDER_VERSION, **asdict(results[i])} for i in results
+        i: {"key": keys[i], "sha256": hashes[i], "size": cfg.size, **asdict(results[i])} for i in results
     }
     atomic_write_json(new_state, paths.processed / "render_state.json")
 

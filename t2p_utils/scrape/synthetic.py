@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from t2p_utils.config.params import Paths
-from t2p_utils.core.io import atomic_write_image
+from t2p_utils.core.io import atomic_write_image, atomic_write_json
 from t2p_utils.core.manifest import MANIFEST_COLUMNS, write_manifest
+from t2p_utils.core.stamps import cache_key
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +115,28 @@ def make_synthetic(paths: Paths, n: int = 48, size: int = 64, seed: int = 42, fo
 
     rng = np.random.default_rng(seed)
     creatures = [random_creature(f"s{i:03d}", rng) for i in range(n)]
+    # a creature's images are drawn again unless they exist with the key they were drawn with: its size, seed and
+    # parts, and the code that draws it (this module and what it imports: t2p_utils.core.stamps.cache_key)
+    state_file = paths.processed / "synthetic_state.json"
+    try:
+        state = {} if force else dict(json.loads(state_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        state = {}
+    keys = {c.sprite_id: cache_key({"size": size, "seed": seed}, {"id": c.sprite_id, "species": c.species,
+                                                                  "parts": c.parts}, code=[__name__])
+            for c in creatures}
     rows = []
     n_test = max(2, round(0.1 * n))
     n_val = max(2, round(0.1 * n))
     for i, c in enumerate(creatures):
         split = "test" if i >= n - n_test else ("val" if i >= n - n_test - n_val else "train")
         out = {k: paths.image(k, c.sprite_id) for k in ("color", "lineart", "mask")}
-        if force or not all(p.exists() for p in out.values()):
+        if state.get(c.sprite_id) != keys[c.sprite_id] or not all(p.exists() for p in out.values()):
             color, line, mask = draw_creature(c, size, np.random.default_rng([seed, i]))
             atomic_write_image(color, out["color"])
             atomic_write_image(line, out["lineart"])
             atomic_write_image(mask, out["mask"])
+            state[c.sprite_id] = keys[c.sprite_id]
         rows.append(
             {
                 "id": c.sprite_id,
@@ -143,6 +155,7 @@ def make_synthetic(paths: Paths, n: int = 48, size: int = 64, seed: int = 42, fo
             }
         )
     assert set(rows[0]) == set(MANIFEST_COLUMNS) | {"parts"}
+    atomic_write_json(state, state_file)
     write_manifest(rows, paths.manifest)
     ref = []
     for i, c in enumerate(creatures):

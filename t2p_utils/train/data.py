@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from t2p_utils.config.params import RUNS_DIR, Paths
 from t2p_utils.config.study import load_study
 from t2p_utils.core.io import rgb_on_white
+from t2p_utils.core.stamps import cache_key, file_stamp
 from t2p_utils.core.standins import PALETTE_CAPTIONS
 
 log = logging.getLogger(__name__)
@@ -132,10 +132,10 @@ class BatchOrder:
 
 
 def data_fingerprint(examples: Sequence[Example]) -> str:
-    h = hashlib.sha256()
-    for e in examples:
-        h.update(f"{e.input_image.name}|{e.edit_prompt}|{e.edited_image.name}\n".encode())
-    return h.hexdigest()[:16]
+    """The key of the training pairs (:func:`t2p_utils.core.stamps.cache_key` of their inputs): each pair's file
+    names, prompt and the content of its two images, so re-rendered images with the same names count as new data."""
+    return cache_key(inputs=[[e.input_image.name, e.edit_prompt, e.edited_image.name, file_stamp(e.input_image),
+                              file_stamp(e.edited_image)] for e in examples])
 
 
 def run_dir_for(paths: Paths, source: str) -> Path:

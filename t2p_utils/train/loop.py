@@ -52,6 +52,7 @@ from t2p_utils.config.study import load_study
 from t2p_utils.config.train import TrainConfig
 from t2p_utils.core.io import atomic_path, atomic_write_image, atomic_write_json, atomic_write_text
 from t2p_utils.core.progress import phase, tqdm
+from t2p_utils.core.stamps import cache_key
 from t2p_utils.core.standins import SCRATCH_MODEL_CARD, SCRATCH_STAND_IN
 from t2p_utils.core.threads import torch_threads
 from t2p_utils.inference.pipeline import generate, make_pipeline
@@ -248,16 +249,18 @@ def _train(
     """Train one IP2P model on ``data/instructions/<p>/<source>`` and save it to ``paths.model(f"ip2p_{source}")``.
 
     Skips the work when that folder already holds a model trained with the same settings on the
-    same data (unless ``force``). ``resume_from_checkpoint``: ``"latest"`` or a checkpoint folder
+    same data by the same code (unless ``force``). ``resume_from_checkpoint``: ``"latest"`` or a checkpoint folder
     name/path in ``paths.models/runs/ip2p_<source>``. ``stop_after`` ends the run after that many
     optimiser steps without saving a pipeline (used to test resuming). Returns the model folder.
     """
     examples = read_metadata(paths.instructions(source))
-    fp = {"config": cfg.fingerprint(), "data": data_fingerprint(examples), "source": source}
+    # settings, data and the code that trains (this module and everything it imports): t2p_utils.core.stamps
+    fp = {"config": cfg.fingerprint(), "data": data_fingerprint(examples), "source": source,
+          "code": cache_key(code=[__name__])}
     model_dir = paths.model(f"ip2p_{source}")
     done = model_dir / "train_summary.json"
     if not force and done.exists() and json.loads(done.read_text(encoding="utf-8")).get("fingerprint") == fp:
-        log.info("%s is up to date (same settings and data); skipping (force=True retrains)", model_dir)
+        log.info("%s is up to date (same settings, data and code); skipping (force=True retrains)", model_dir)
         return model_dir
 
     run = _setup(cfg, paths, source, examples, fp, force_vae)            # setup
@@ -440,7 +443,9 @@ def _validation_set(cfg: TrainConfig, source: str, examples: list[Example], inpu
 
 def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[dict[str, Any]]]:
     """(the step to start from, the log so far): a fresh run clears the run folder; ``"latest"`` or a named
-    checkpoint restores the accelerator state, unless the checkpoints come from other settings or data."""
+    checkpoint restores the accelerator state, unless the checkpoints come from other settings or data, or are those of
+    a model that finished under other code. An interrupted run resumes across a code edit (the checkpoints key on
+    settings and data; the runner forces a finished 04 whose code changed: ``CODE_FORCES``)."""
     acc, run_dir = run.accelerator, run.run_dir
     global_step, log_rows = 0, []
     ckpt: Path | None = None
@@ -454,9 +459,17 @@ def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[di
         if not ckpt.exists():
             raise FileNotFoundError(f"checkpoint {ckpt} does not exist; use 'latest' or one of {[d.name for d in _checkpoints(run_dir)]}")
     info_file = run_dir / "run_info.json"
-    if ckpt is not None and info_file.exists() and json.loads(info_file.read_text())["fingerprint"] != run.fp:
+    made_by = json.loads(info_file.read_text())["fingerprint"] if ckpt is not None and info_file.exists() else run.fp
+    if _without_code(made_by) != _without_code(run.fp):
         log.warning("checkpoints in %s come from other settings or data; starting a new run", run_dir)
         ckpt = None
+    elif made_by != run.fp and made_by == _saved_fingerprint(run.paths.model(f"ip2p_{run.source}")):
+        # the checkpoints of a model that finished under other code: resuming would save its weights again
+        log.info("checkpoints in %s are those of the model trained by other code; starting a new run", run_dir)
+        ckpt = None
+    elif made_by != run.fp:  # an interrupted run, the code edited since: it goes on (an hour of training kept)
+        log.warning("resuming %s, made by other code (t2p_utils.train.loop or a module it imports changed): the run "
+                    "goes on under this code (force=True starts afresh)", ckpt)
     if ckpt is None:
         if resume_from_checkpoint is not None:
             log.info("no checkpoint to resume from in %s; starting a new run", run_dir)
@@ -473,6 +486,18 @@ def _resume(run: _Run, resume_from_checkpoint: str | None) -> tuple[int, list[di
     if acc.is_main_process:
         atomic_write_json({"fingerprint": run.fp}, info_file)
     return global_step, log_rows
+
+
+def _without_code(fp: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fp.items() if k != "code"}
+
+
+def _saved_fingerprint(model_dir: Path) -> dict[str, Any] | None:
+    """The fingerprint of the model saved in ``model_dir`` (its ``train_summary.json``), None when there is none."""
+    try:
+        return json.loads((model_dir / "train_summary.json").read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _micro_batch(run: _Run, idx: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -18,6 +18,7 @@ from t2p_utils.config.params import Paths
 from t2p_utils.config.train import TrainConfig
 from t2p_utils.core.io import atomic_path, atomic_write_json
 from t2p_utils.core.progress import phase
+from t2p_utils.core.stamps import cache_key, file_stamp
 from t2p_utils.train.data import Example, load_image, to_unit
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,23 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
     return ensure_shared_vae(cfg, paths, examples, force)[0]
 
 
-def _vae_key(cfg: TrainConfig) -> dict[str, Any]:
+def _vae_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings the shared VAE is trained with (recorded in ``vae_summary.json`` as ``config``)."""
     return {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
             "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed,
             "latent_channels": cfg.vae_latent_channels, "recolor_copies": cfg.vae_recolor_copies}
+
+
+def _vae_key(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]) -> str:
+    """The shared VAE's key (:func:`t2p_utils.core.stamps.cache_key`): its settings, the images it learns from (what
+    :func:`vae_images` reads: the train split's colour, line art and mask files, else the source's pairs) and the code
+    that trains it (this module and everything it imports: the models, the recolouring, ...)."""
+    rows = _manifest_rows(paths, "train")
+    if rows.empty:
+        files = [f for e in examples for f in (e.input_image, e.edited_image)]
+    else:
+        files = [paths.root / getattr(row, k) for row in rows.itertuples() for k in ("color", "lineart", "mask")]
+    return cache_key(_vae_settings(cfg), [file_stamp(f) for f in files], code=[__name__])
 
 
 def vae_problem(folder: Path) -> str | None:
@@ -118,7 +132,8 @@ def vae_problem(folder: Path) -> str | None:
 def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example],
                       force: bool = False) -> tuple[Any, bool]:
     """(the shared scratch VAE, whether it was trained now). It is trained again with ``force``, when it was trained
-    with other settings, and when its files do not load (truncated by a full disk, say), instead of failing."""
+    with other settings, images or code (:func:`_vae_key`), and when its files do not load (truncated by a full disk,
+    say), instead of failing."""
     from diffusers import AutoencoderKL
 
     from t2p_utils.train.models import space_to_depth_autoencoder, train_vae
@@ -127,7 +142,7 @@ def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example
         return space_to_depth_autoencoder(to_unit(vae_images(paths, examples, cfg.resolution))), False
 
     out = paths.model("vae")
-    key = _vae_key(cfg)
+    key = _vae_key(cfg, paths, examples)
     summary_file = out / "vae_summary.json"
     if force:
         log.info("training the shared VAE in %s again (force)", out)
@@ -137,8 +152,8 @@ def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example
         except (OSError, ValueError):
             summary = {}
         broken = vae_problem(out)
-        if summary.get("config") != key:
-            log.info("the VAE in %s was trained with other settings; training it again", out)
+        if summary.get("key") != key:
+            log.info("the VAE in %s was trained with other settings, images or code; training it again", out)
         elif broken:
             log.warning("the VAE in %s is broken (%s); training it again", out, broken)
         else:
@@ -151,6 +166,6 @@ def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example
                          latent_channels=cfg.vae_latent_channels, check=vae_check_set(paths, cfg.resolution))
     with atomic_path(out, folder=True) as tmp:
         vae.save_pretrained(tmp)
-        atomic_write_json({"config": key, "n_images": int(images.shape[0]), **dataclasses.asdict(res)},
-                          tmp / "vae_summary.json")
+        atomic_write_json({"key": key, "config": _vae_settings(cfg), "n_images": int(images.shape[0]),
+                           **dataclasses.asdict(res)}, tmp / "vae_summary.json")
     return vae, True
