@@ -53,7 +53,7 @@ def random_weight_models(profile: str, backend: str = "auto") -> tuple[dict[str,
     from t2p_utils.train.tokenizer import offline_clip_tokenizer
 
     cfg = load_study(profile).train
-    extra = {"latent_channels": cfg.vae_latent_channels} if getattr(cfg, "vae_latent_channels", 4) != 4 else {}
+    extra = {"latent_channels": cfg.vae.latent_channels} if cfg.vae.latent_channels != 4 else {}
     tmp = Path(tempfile.mkdtemp(prefix="t2p-bench-demo-"))
     shutil.copytree(Paths.for_profile(profile).params_file.parent, tmp / "params")
     pipe = make_pipeline(build_vae(cfg.arch, cfg.resolution, **extra), build_text_encoder(cfg.arch),

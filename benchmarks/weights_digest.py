@@ -26,10 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from t2p_utils.config import (
-    Paths,
-    TrainConfig,
-)
+from t2p_utils.config import Paths, TrainConfig, VaeConfig
 from t2p_utils.core.manifest import read_manifest
 from t2p_utils.core.reference_csv import read_reference_csv
 from t2p_utils.scrape.synthetic import make_synthetic
@@ -39,7 +36,7 @@ RUN_1 = dict(
     model_source="scratch", arch="tiny", resolution=32, train_batch_size=4, gradient_accumulation_steps=2,
     gradient_checkpointing=True, max_train_steps=4, learning_rate=1e-3, mixed_precision="fp16",
     checkpointing_steps=2, checkpoints_total_limit=1, validation_steps=100, num_validation_images=1,
-    validation_inference_steps=2, vae_steps=4, vae_batch_size=4, use_ema=True, ema_decay=0.99, log_every=1,
+    validation_inference_steps=2, vae=VaeConfig(steps=4, batch_size=4), use_ema=True, ema_decay=0.99, log_every=1,
     cpu_threads=1, seed=7,
 )
 RUN_2 = RUN_1 | dict(

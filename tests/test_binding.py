@@ -229,7 +229,7 @@ def test_no_training_phrasing_uses_a_held_out_frame() -> None:
 def test_written_instruction_folders_use_no_held_out_frame(tmp_path) -> None:
     """The instruction dataset the models train on (any folder on disk, e.g. after a smoke run) never opens with a
     held-out frame; checked here on a folder written by write_instructions in varied mode."""
-    from t2p_utils.captions.sets import write_instructions
+    from t2p_utils.captions.instructions import write_instructions
     from t2p_utils.config import Paths
 
     paths = Paths("smoke", tmp_path)

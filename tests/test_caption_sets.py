@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from t2p_utils.captions.sets import build_table, clean_caption, read_caption_csv, run_captions
+from t2p_utils.captions.run import run_captions
+from t2p_utils.captions.sets import build_table, clean_caption, read_caption_csv
 from t2p_utils.captions.templates import heldout_frames, phrasings
 from t2p_utils.config import CaptionConfig, ConfigError, Paths, load_params, load_study, section
 from t2p_utils.core.colors import color_words
@@ -173,7 +174,7 @@ def test_clip_source_through_real_interrogator_code_with_tiny_models(smoke_data,
 
     import torch
 
-    import t2p_utils.captions.sets as cap
+    import t2p_utils.captions.run as cap
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     paths, _ = smoke_data

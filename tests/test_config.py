@@ -192,3 +192,23 @@ def test_notebooks_demo_runner_and_cli_read_params_only_through_load_study() -> 
         found += [f"{path.relative_to(repo)}:{n.lineno}" for n in ast.walk(tree)
                   if isinstance(n, ast.Call) and getattr(n.func, "id", None) in imported]
     assert found == [], found
+
+
+def test_the_vae_settings_are_their_own_mapping_and_old_keys_name_it(tmp_root: Path) -> None:
+    from t2p_utils.config import VaeConfig, load_study
+
+    cpu = load_study("cpu").train
+    assert isinstance(cpu.vae, VaeConfig) and (cpu.vae.steps, cpu.vae.recolor_copies) == (1200, 1)
+    path = _user(tmp_root, "extends: cpu\ntrain:\n  vae_steps: 600\n  vae:\n    batch_size: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_study(str(path), tmp_root)
+    text = str(err.value)
+    assert "key 'vae_steps' moved to 'vae.steps': write it under vae: as steps: 600" in text
+    assert "vae: key 'batch_size' must be >= 1, got 0" in text
+
+
+@pytest.mark.parametrize("name", ["cpu_20min.yaml", "tuxpaint.yaml"])
+def test_the_benchmark_params_files_pass_the_check(name: str) -> None:
+    from t2p_utils.config import load_study
+
+    assert load_study(str(Path(__file__).resolve().parents[1] / "benchmarks" / name), check=False).problems() == []

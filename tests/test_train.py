@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2p_utils.config import ConfigError, Paths, TrainConfig, from_dict, load_params, section
+from t2p_utils.config import ConfigError, Paths, TrainConfig, VaeConfig, from_dict, load_params, section
 from t2p_utils.inference.pipeline import generate, load_pipeline
 from t2p_utils.train.data import read_metadata, run_dir_for
 from t2p_utils.train.loop import main, train
@@ -31,7 +31,7 @@ TINY = dict(
     model_source="scratch", arch="tiny", resolution=32, train_batch_size=4, gradient_accumulation_steps=2,
     gradient_checkpointing=True, max_train_steps=4, learning_rate=1e-3, mixed_precision="fp16",
     checkpointing_steps=2, checkpoints_total_limit=1, validation_steps=100, num_validation_images=1,
-    validation_inference_steps=2, vae_steps=4, vae_batch_size=4, use_ema=True, ema_decay=0.99, log_every=1,
+    validation_inference_steps=2, vae=VaeConfig(steps=4, batch_size=4), use_ema=True, ema_decay=0.99, log_every=1,
 )
 
 

@@ -1,4 +1,6 @@
-"""Binding, the causal part-level test: two colours asked at two places and then swapped, same seed; does each colour go where the words put it."""
+"""Binding, the causal part-level test: two colours asked at two places and then swapped, same seed; does each colour
+go where the words put it.
+"""
 
 from __future__ import annotations
 

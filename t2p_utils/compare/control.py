@@ -1,4 +1,6 @@
-"""Colour control, the causal test: each colour asked in turn (same seed per character); how much of the asked colour each output shows."""
+"""Colour control, the causal test: each colour asked in turn (same seed per character); how much of the asked colour
+each output shows.
+"""
 
 from __future__ import annotations
 

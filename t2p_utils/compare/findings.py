@@ -1,4 +1,6 @@
-"""What 05 found, in words and tables: the headline table, control and binding tables, and the findings the report and notebook lead with."""
+"""What 05 found, in words and tables: the headline table, control and binding tables, and the findings the report and
+notebook lead with.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The test characters 05 colours: their images, instructions and drawings, and how one output is scored as each variant."""
+"""The test characters 05 colours: their images, instructions and drawings, and how one output is scored as each
+variant.
+"""
 
 from __future__ import annotations
 

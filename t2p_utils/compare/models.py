@@ -1,4 +1,6 @@
-"""Which models 05 scores: the zero-shot base, the fine-tuned ones under ``models/<p>/`` (or another profile's), with their labels and stand-ins."""
+"""Which models 05 scores: the zero-shot base, the fine-tuned ones under ``models/<p>/`` (or another profile's), with
+their labels and stand-ins.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""05's summaries: means with bootstrap intervals per model, paired differences over the same characters, per-template control and binding."""
+"""05's summaries: means with bootstrap intervals per model, paired differences over the same characters, per-template
+control and binding.
+"""
 
 from __future__ import annotations
 

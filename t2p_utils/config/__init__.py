@@ -38,11 +38,11 @@ from t2p_utils.config.params import (
 )
 from t2p_utils.config.scrape import ScrapeConfig
 from t2p_utils.config.study import STEP_CONFIGS, StudyConfig, load_study
-from t2p_utils.config.train import TrainConfig
+from t2p_utils.config.train import TrainConfig, VaeConfig
 
 __all__ = [
     "CAPTION_SOURCES", "PROFILES", "RUNS_DIR", "SECTIONS", "STEP_CONFIGS", "CaptionConfig", "CompareConfig",
-    "ConfigError", "FieldChecks", "Paths", "ScrapeConfig", "StudyConfig", "TrainConfig", "check_profile",
+    "ConfigError", "FieldChecks", "Paths", "ScrapeConfig", "StudyConfig", "TrainConfig", "VaeConfig", "check_profile",
     "from_dict", "is_params_path", "load_params", "load_study", "repo_root", "resolve_device", "resolve_profile",
     "section",
 ]

@@ -8,6 +8,7 @@ bad ``train:`` key is reported in a second, not after 01-03 have run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from t2p_utils.config.params import CAPTION_SOURCES, FieldChecks
 from t2p_utils.core.stamps import NOT_STAMPED, cache_key
@@ -20,9 +21,33 @@ MODEL_SOURCES: tuple[str, ...] = ("scratch", "pretrained")
 AUTOENCODERS: tuple[str, ...] = ("learned", "space_to_depth")
 
 
+
+@dataclass
+class VaeConfig:
+    """The ``train.vae:`` mapping: the scratch models' shared VAE (t2p_utils.train.vae), trained once, used by every
+    caption source."""
+
+    steps: int = 400
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    kl_weight: float = 1e-6
+    chroma_weight: float = 10.0  # weight of the colour (chroma) error in the VAE loss
+    latent_channels: int = 4  # scratch latent channels (SD: 4)
+    recolor_copies: int = 0  # palette-swapped copies of each train colour image the VAE also learns from
+
+    def __post_init__(self) -> None:
+        c = FieldChecks(self)
+        c.positive("learning_rate").at_least(1, "steps", "batch_size", "latent_channels")
+        c.at_least(0, "kl_weight", "chroma_weight", "recolor_copies")
+        c.raise_if_any("train.vae")
+
 @dataclass
 class TrainConfig:
     """The ``train:`` section of ``params/<profile>.yaml`` (defaults: the seed's full recipe)."""
+
+    #: keys that moved into the ``vae:`` mapping: a params file that still has them gets an error naming the new place
+    MOVED: ClassVar[dict[str, str]] = {f"vae_{k}": f"vae.{k}" for k in (
+        "steps", "batch_size", "learning_rate", "kl_weight", "chroma_weight", "latent_channels", "recolor_copies")}
 
     # which captions to train on (notebook 04 trains one model per source found on disk)
     # (fields with metadata=NOT_STAMPED say how or what is run, not what a model learns: left out of fingerprint())
@@ -33,15 +58,9 @@ class TrainConfig:
     revision: str | None = None
     arch: str = "small"  # scratch sizes (t2p_utils.train.models): tiny | small | sd15
     # scratch models' autoencoder: "learned" = a small AutoencoderKL trained once (paths.model("vae")) with the
-    # vae_* settings below; "space_to_depth" = the exact 4x4 pixel fold (scratch_models.SpaceToDepthAutoencoder)
+    # vae: settings below; "space_to_depth" = the exact 4x4 pixel fold (scratch_models.SpaceToDepthAutoencoder)
     autoencoder: str = "learned"
-    vae_steps: int = 400
-    vae_batch_size: int = 16
-    vae_learning_rate: float = 1e-3
-    vae_kl_weight: float = 1e-6
-    vae_chroma_weight: float = 10.0  # weight of the colour (chroma) error in the VAE loss
-    vae_latent_channels: int = 4  # scratch latent channels (SD: 4)
-    vae_recolor_copies: int = 0  # palette-swapped copies of each train colour image the VAE also learns from
+    vae: VaeConfig = field(default_factory=VaeConfig)  # its own mapping, ``vae:``
     # data
     resolution: int = 256
     random_flip: bool = True
@@ -96,12 +115,12 @@ class TrainConfig:
         c.each_of("sources", CAPTION_SOURCES)
         c.one_of("autoencoder", AUTOENCODERS).one_of("mixed_precision", ("no", "fp16", "bf16"))
         c.one_of("sampler", SAMPLERS).one_of("prediction_type", ("epsilon", "v_prediction"))
-        c.positive("learning_rate", "text_encoder_learning_rate", "vae_learning_rate", "adam_epsilon", "max_grad_norm")
+        c.positive("learning_rate", "text_encoder_learning_rate", "adam_epsilon", "max_grad_norm")
         c.positive("snr_gamma", valid="> 0 (or null for plain MSE)")
-        c.at_least(1, "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "vae_steps",
-                   "vae_batch_size", "vae_latent_channels", "checkpointing_steps", "log_every", "validation_steps",
+        c.at_least(1, "max_train_steps", "train_batch_size", "gradient_accumulation_steps",
+                   "checkpointing_steps", "log_every", "validation_steps",
                    "validation_inference_steps", "inference_steps", "parallel_sources", "checkpoints_total_limit")
-        c.at_least(0, "lr_warmup_steps", "vae_kl_weight", "vae_chroma_weight", "vae_recolor_copies",
+        c.at_least(0, "lr_warmup_steps",
                    "adam_weight_decay", "num_validation_images", "text_guidance", "image_guidance", "cpu_threads")
         c.within(0, 1, "adam_beta1", "adam_beta2", "ema_decay", high_open=True)
         c.within(0, 1 / 3, "conditioning_dropout_prob", valid="in [0, 1/3] (3 disjoint dropout cases)")

@@ -95,9 +95,9 @@ def shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example], forc
 
 def _vae_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The settings the shared VAE is trained with (recorded in ``vae_summary.json`` as ``config``)."""
-    return {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae_steps, "batch": cfg.vae_batch_size,
-            "lr": cfg.vae_learning_rate, "kl": cfg.vae_kl_weight, "chroma": cfg.vae_chroma_weight, "seed": cfg.seed,
-            "latent_channels": cfg.vae_latent_channels, "recolor_copies": cfg.vae_recolor_copies}
+    return {"arch": cfg.arch, "resolution": cfg.resolution, "steps": cfg.vae.steps, "batch": cfg.vae.batch_size,
+            "lr": cfg.vae.learning_rate, "kl": cfg.vae.kl_weight, "chroma": cfg.vae.chroma_weight, "seed": cfg.seed,
+            "latent_channels": cfg.vae.latent_channels, "recolor_copies": cfg.vae.recolor_copies}
 
 
 def _vae_key(cfg: TrainConfig, paths: Paths, examples: Sequence[Example]) -> str:
@@ -159,11 +159,11 @@ def ensure_shared_vae(cfg: TrainConfig, paths: Paths, examples: Sequence[Example
         else:
             log.info("using the shared VAE in %s (trained earlier)", out)
             return AutoencoderKL.from_pretrained(out), False
-    phase(f"training the shared VAE ({cfg.vae_steps} steps)")
-    images = vae_images(paths, examples, cfg.resolution, cfg.vae_recolor_copies, cfg.seed)
-    vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae_steps, cfg.vae_batch_size, cfg.vae_learning_rate,
-                         cfg.vae_kl_weight, cfg.seed, chroma_weight=cfg.vae_chroma_weight,
-                         latent_channels=cfg.vae_latent_channels, check=vae_check_set(paths, cfg.resolution))
+    phase(f"training the shared VAE ({cfg.vae.steps} steps)")
+    images = vae_images(paths, examples, cfg.resolution, cfg.vae.recolor_copies, cfg.seed)
+    vae, res = train_vae(to_unit(images), cfg.arch, cfg.vae.steps, cfg.vae.batch_size, cfg.vae.learning_rate,
+                         cfg.vae.kl_weight, cfg.seed, chroma_weight=cfg.vae.chroma_weight,
+                         latent_channels=cfg.vae.latent_channels, check=vae_check_set(paths, cfg.resolution))
     with atomic_path(out, folder=True) as tmp:
         vae.save_pretrained(tmp)
         atomic_write_json({"key": key, "config": _vae_settings(cfg), "n_images": int(images.shape[0]),
