@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 from test_pipeline import _notebook  # the one fake-notebook writer of the runner's tests
 
-from t2p_utils.config import Paths, load_params
+from t2p_utils.config import Paths, TrainConfig, load_params
 from t2p_utils.runner import pipeline
 from t2p_utils.train.checkpoints import checkpoint_problem, usable_checkpoint
 
@@ -477,8 +477,8 @@ def test_a_resumed_04_names_its_checkpoints(study: Path, caplog: pytest.LogCaptu
     paths = Paths.for_profile("smoke", study)
     for ckpt in (paths.models / "runs/ip2p_cnn_lstm").glob("checkpoint-*"):
         ckpt.rename(ckpt.with_name(f"x{ckpt.name}"))
-    params = {"train": {"max_train_steps": 30, "sources": ["cnn_lstm", "clip"]}}
-    assert pipeline.resume_point(paths, "04_finetune", params) == (
+    train = TrainConfig(max_train_steps=30, sources=["cnn_lstm", "clip"])
+    assert pipeline.resume_point(paths, "04_finetune", train) == (
         f"resuming 04_finetune from its start (no checkpoint yet) (cnn_lstm), checkpoint-{latest} of 30 (clip)")
 
 

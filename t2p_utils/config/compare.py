@@ -114,9 +114,8 @@ class CompareConfig:
             raise ValueError(f"compare: control_colors {bad} are not basic colour terms {list(BASIC_COLORS)}")
         if self.unet_backend not in BACKENDS:
             raise ValueError(f"compare: unet_backend must be one of {list(BACKENDS)}, not {self.unet_backend!r}")
-        if self.sampler:
-            if self.sampler not in SAMPLERS:
-                raise ValueError(f"compare: sampler must be empty or one of {list(SAMPLERS)}, not {self.sampler!r}")
+        if self.sampler and self.sampler not in SAMPLERS:
+            raise ValueError(f"compare: sampler must be empty or one of {list(SAMPLERS)}, not {self.sampler!r}")
         bad = [k for k, t in self.control_templates.items() if "{color}" not in t]
         if bad:
             raise ValueError(f"compare: control_templates {bad} lack the {{color}} placeholder")

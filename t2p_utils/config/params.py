@@ -457,21 +457,20 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
         problems.append(f"key {key!r} moved to {moved[key]!r}: write it under {head}: as {rest}: {values.pop(key)!r}")
     nested: dict[str, Any] = {}
     for name, tp in fields.items():  # a field that is itself a dataclass: its own mapping, checked the same way
-        if dataclasses.is_dataclass(tp) and name in values:
-            sub = values.pop(name)
-            if not isinstance(sub, dict):
-                problems.append(f"key {name!r} must be a mapping of {tp.__name__}'s keys, got {sub!r}")
-                continue
-            sub = dict(sub)
-            if "seed" in values and "seed" in {f.name for f in dataclasses.fields(tp)}:
-                sub.setdefault("seed", values["seed"])  # the section's seed reaches its parts
-            try:
-                nested[name] = from_dict(tp, sub, where=f"{where} {name}")
-            except ConfigError as exc:
-                problems += [line[len(where) + 1:] if line.startswith(f"{where} ") else line for line in exc.problems]
-        elif (dataclasses.is_dataclass(tp) and _plain_number(values.get("seed")) and isinstance(values["seed"], int)
-              and "seed" in {f.name for f in dataclasses.fields(tp)}):
-            nested[name] = from_dict(tp, {"seed": values["seed"]}, where=f"{where} {name}")
+        if not dataclasses.is_dataclass(tp):
+            continue
+        sub = values.pop(name, {})
+        if not isinstance(sub, dict):
+            problems.append(f"key {name!r} must be a mapping of {tp.__name__}'s keys, got {sub!r}")
+            continue
+        # the section's seed reaches its parts, as the top-level seed reaches the sections
+        sub = section_values_for({"seed": values.get("seed"), name: sub}, name, [f.name for f in dataclasses.fields(tp)])
+        if not sub:
+            continue  # nothing set: the field's default
+        try:
+            nested[name] = from_dict(tp, sub, where=f"{where} {name}")
+        except ConfigError as exc:
+            problems += [line[len(where) + 1:] if line.startswith(f"{where} ") else line for line in exc.problems]
     more, good = value_problems(cls.__name__, fields, values)
     problems += more
     good.update(nested)

@@ -1,5 +1,5 @@
 """What a step's code is, and which way imports point, from the package's import graph (read from the source,
-nothing imported: :mod:`t2p_utils.core.codegraph`, re-exported here).
+nothing imported: :mod:`t2p_utils.core.codegraph`).
 
 - :func:`step_modules`: the modules a notebook runs = its step's folder, the modules its code cells import, and
   everything those import in turn (at the top of a module or inside a function). The runner stamps a step with a
@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 
 # the graph itself (what a module imports, and everything it brings) is core's: one copy, which cache keys read too
-from t2p_utils.core.codegraph import PACKAGE, ROOT, closure, import_graph, imported_names, module_files
+from t2p_utils.core.codegraph import PACKAGE, ROOT, closure, import_graph, imported_names
 from t2p_utils.core.stamps import cache_key
 
-__all__ = ["LAYERS", "PACKAGE", "ROOT", "STEP_FOLDERS", "circles", "closure", "code_stamp", "import_graph",
-           "imported_names", "layer_of", "module_files", "notebook_imports", "step_modules", "wrong_way_imports"]
+__all__ = ["LAYERS", "STEP_FOLDERS", "circles", "code_stamp", "layer_of", "notebook_imports", "step_modules",
+           "wrong_way_imports"]
 
 #: The package's folders in import order: each may import from itself and from those before it.
 LAYERS: tuple[str, ...] = ("core", "config", "scrape", "captions", "inference", "train", "compare", "demo", "runner")

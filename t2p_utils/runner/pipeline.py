@@ -76,8 +76,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from t2p_utils.config.params import PROFILES, ConfigError, Paths
-from t2p_utils.config.study import load_study
+from t2p_utils.config.params import PROFILES, ConfigError, Paths, repo_root
+from t2p_utils.config.study import StudyConfig, load_study
+from t2p_utils.config.train import TrainConfig
 from t2p_utils.core.io import atomic_write_json, atomic_write_text, sha256_file
 from t2p_utils.core.progress import ProgressWatcher, progress_file
 from t2p_utils.core.stamps import cache_key, file_stamp
@@ -286,24 +287,25 @@ CODE_FORCES: tuple[str, ...] = ("04_finetune",)
 def _code_stamp(step: str) -> str:
     """A hash of the source of every package module ``step`` runs (:func:`t2p_utils.runner.codegraph.step_modules`:
     its folder, what its notebook imports, and what those import): editing one re-runs the step."""
-    return codegraph.code_stamp(step, codegraph.ROOT.parent / "notebooks" / f"{step}.ipynb")
+    return codegraph.code_stamp(step, repo_root() / "notebooks" / f"{step}.ipynb")
 
 
 def _params_stamp(paths: Paths, step: str) -> str:
     """A hash of the notebook, the profile, the top-level seed, the params sections ``step`` reads and the content of
     the input files no earlier step writes (:func:`step_inputs`); for 05 of an evaluate-only profile, the stamp of
     the other profile's 04 (its models)."""
-    params = load_study(paths.spec, paths.root, check=False).params
+    study = load_study(paths.spec, paths.root, check=False)
+    params = study.params
     used: dict[str, Any] = {k: params.get(k) for k in ("profile", "seed", *STEP_SECTIONS.get(step, ()))}
     inputs: dict[str, Any] = {"notebook": file_stamp(paths.notebooks / f"{step}.ipynb"),
-                              "files": {str(p): file_stamp(p) for p in step_inputs(paths, step, params)}}
-    if step == "05_compare" and models_from(params):
-        other = Paths.for_profile(models_from(params), paths.root)
+                              "files": {str(p): file_stamp(p) for p in step_inputs(paths, step, study)}}
+    if step == "05_compare" and study.compare.models_from:
+        other = Paths.for_profile(study.compare.models_from, paths.root)
         inputs["models_from"] = (load_state(other).get("04_finetune") or {}).get("fingerprint", "")
     return cache_key(used, inputs)
 
 
-def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
+def step_inputs(paths: Paths, step: str, study: StudyConfig) -> list[Path]:
     """The files (or folders) ``step`` reads that no earlier step writes: editing one makes the step stale.
 
     01: the family table, a user's image folder and reference file; 02, 03 and 05: the committed hand-written
@@ -311,20 +313,15 @@ def step_inputs(paths: Paths, step: str, params: dict[str, Any]) -> list[Path]:
     if step == "01_scrape":
         from t2p_utils.scrape.derive import reference_file
 
-        scrape = params.get("scrape") or {}
+        scrape = study.scrape
         found = [paths.families_csv]
         for key in ("kaggle_dir", "folder_dir"):
-            if scrape.get("source") == key.split("_")[0] and scrape.get(key):
-                found.append(paths.user_path(str(scrape[key])))
-        ref = reference_file(paths)
+            if scrape.source == key.split("_")[0] and getattr(scrape, key):
+                found.append(paths.user_path(getattr(scrape, key)))
+        ref = reference_file(paths, study)
         return found + ([ref] if ref else [])
     reads_references = step in ("02_cnn_lstm_captioning", "03_clip_captioning", "05_compare")
     return [paths.committed_references] if reads_references and paths.reference_captions == paths.committed_references else []
-
-
-def models_from(params: dict[str, Any]) -> str:
-    """``compare.models_from``: the profile whose models an evaluate-only profile scores ("" when it trains its own)."""
-    return str((params.get("compare") or {}).get("models_from") or "")
 
 
 #: the steps an evaluate-only profile (``compare.models_from``) does not run: it trains nothing
@@ -657,20 +654,20 @@ def run(profile: str, *, force: bool = False, start: str | None = None, stop: st
     paths = Paths.for_profile(profile, root)
     # every section (types, keys, ranges) and the paths the steps read, before any step runs or anything is written:
     # one ConfigError, a line per problem
-    params = load_study(paths.spec, paths.root, check=False).check(check_paths=True).params
-    evaluate_only = models_from(params)
+    study = load_study(paths.spec, paths.root, check=False).check(check_paths=True)
+    evaluate_only = study.compare.models_from
     if evaluate_only:
         Paths.for_profile(evaluate_only, paths.root)  # a bad compare.models_from fails now, not in 05
     with profile_lock(paths):
         if evaluate_only:
             with profile_lock(Paths.for_profile(evaluate_only, paths.root)):  # its models must not change under 05
-                return _run(paths, params, force=force, start=start, stop=stop)
-        return _run(paths, params, force=force, start=start, stop=stop)
+                return _run(paths, study, force=force, start=start, stop=stop)
+        return _run(paths, study, force=force, start=start, stop=stop)
 
 
-def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None,
+def _run(paths: Paths, study: StudyConfig, *, force: bool, start: str | None,
          stop: str | None) -> list[dict[str, Any]]:
-    evaluate_only = models_from(params)
+    evaluate_only = study.compare.models_from
     os.environ.setdefault("T2P_ROOT", str(paths.root))  # the kernels resolve the same root
     try:
         on_disk = load_state(paths)
@@ -728,7 +725,7 @@ def _run(paths: Paths, params: dict[str, Any], *, force: bool, start: str | None
         # a step stopped part-way resumes (e.g. 04 from its last checkpoint), even under --from; --force starts afresh
         resume = prev.get("status") == "interrupted" and not force
         if resume:
-            log.info("%s: interrupted earlier; %s", step, resume_point(paths, step, params))
+            log.info("%s: interrupted earlier; %s", step, resume_point(paths, step, study.train))
         if step == "05_compare" and evaluate_only:
             _check_models_from(paths, evaluate_only)
         def record(status: str, error: str = "", step: str = step) -> None:
@@ -781,17 +778,14 @@ def _after_failure(paths: Paths, step: str, reason: str, record: Any) -> None:
         log.warning("could not record the failure in %s (%s)", _state_path(paths), exc)
 
 
-def resume_point(paths: Paths, step: str, params: dict[str, Any]) -> str:
+def resume_point(paths: Paths, step: str, train: TrainConfig) -> str:
     """Where an interrupted ``step`` resumes, for the log: 04 names each model's newest complete checkpoint
     (``resuming 04_finetune from checkpoint-15 of 30``; the trainer checks it opens and says so if it falls back)."""
     if step != "04_finetune":
         return "resuming it"
-    train = params.get("train") or {}
-    total = train.get("max_train_steps")
-    of = f" of {total}" if total else ""
-    sources = train.get("sources") or ["cnn_lstm", "clip"]
+    of = f" of {train.max_train_steps}"
     points = []
-    for source in sources:
+    for source in train.sources:
         run_dir = paths.models / "runs" / f"ip2p_{source}"
         found = sorted((d for d in run_dir.glob("checkpoint-*") if d.name.split("-")[-1].isdigit()
                         and (d / "train_log.csv").is_file()), key=lambda d: int(d.name.split("-")[-1]))
